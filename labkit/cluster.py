@@ -1,0 +1,99 @@
+"""The one seam between the GitOps engine and a cluster.
+
+Like an httpx transport, ``Cluster`` is the only thing the engine knows about
+where objects live.  The embedded simulator (``labkit.sim.SimCluster``), a real
+cluster through the official ``kubernetes`` client (``KubeCluster``) and test
+doubles all implement it, so the engine's plan / apply / prune / health stages run
+unchanged against any of them.
+
+The seam is deliberately small and speaks plain dicts (the JSON form of objects):
+
+* ``get`` / ``list`` read live objects (``list`` filters by namespace and label
+  selector);
+* ``apply`` is server-side apply (``PATCH`` with ``application/apply-patch+yaml``):
+  the caller names its ``field_manager``, may ``force`` ownership of conflicting
+  fields, and may ``dry_run`` (validate and compute the result without persisting);
+* ``update`` is an Update operation (what ``kubectl edit`` and ``kubectl scale``
+  do): the whole object is replaced and the manager takes ownership of what it
+  changed;
+* ``delete`` removes an object with a propagation policy (``Background``,
+  ``Foreground``, ``Orphan``);
+* ``is_namespaced`` tells whether a kind is namespaced, raising ``ApiError``
+  NotFound for a kind the cluster does not serve (how an unknown kind surfaces).
+
+Every failure is an ``labkit.errors.ApiError`` carrying the API server's reason,
+code and message.  Reads return deep copies: mutating a returned dict never
+changes the cluster.
+
+Time is not part of this seam: the engine runs as processes on a SimPy
+environment (``labkit.clock``), virtual for the simulator and real-time for a
+real cluster.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol, runtime_checkable
+
+Obj = dict[str, Any]
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """What the engine needs from a cluster; see the module docstring."""
+
+    name: str
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The live object, or ``None`` when it does not exist."""
+        ...
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: dict[str, str] | None = None,
+    ) -> list[Obj]:
+        """Live objects of one kind (all namespaces when ``namespace`` is None)."""
+        ...
+
+    def apply(self, obj: Obj, *, field_manager: str, force: bool = False, dry_run: bool = False) -> Obj:
+        """Server-side apply ``obj`` as ``field_manager``; returns the resulting live object."""
+        ...
+
+    def update(self, obj: Obj, *, field_manager: str, dry_run: bool = False) -> Obj:
+        """Replace the object (an Update operation, like ``kubectl edit``)."""
+        ...
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+        dry_run: bool = False,
+    ) -> Obj | None:
+        """Delete; returns the object as last seen (with deletionTimestamp if finalizers hold it), None if absent."""
+        ...
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        """True for namespaced kinds; raises ApiError(NotFound) for kinds the cluster does not serve."""
+        ...
+
+
+def ref_of(obj: Obj) -> tuple[str, str, str, str]:
+    """``(apiVersion, kind, namespace, name)`` of an object ('' namespace when cluster-scoped)."""
+    md = obj.get("metadata") or {}
+    return obj.get("apiVersion", ""), obj.get("kind", ""), md.get("namespace") or "", md.get("name", "")
+
+
+def match_labels(labels: dict[str, str] | None, selector: dict[str, str] | None) -> bool:
+    if not selector:
+        return True
+    labels = labels or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def iter_kinds(objs: Iterable[Obj]) -> set[tuple[str, str]]:
+    return {(o.get("apiVersion", ""), o.get("kind", "")) for o in objs}

@@ -1,0 +1,282 @@
+"""The kinds the embedded API server serves, and their schema-level rules.
+
+A real API server knows every built-in type's schema (OpenAPI), which kinds are
+namespaced, which have a ``status`` subresource, and how to default omitted
+fields.  ``KindRegistry`` is labkit's compact model of that: one ``KindInfo`` per
+``(group, kind)`` with
+
+* ``namespaced`` and ``has_status`` (status changes never bump
+  ``metadata.generation``; for kinds without a spec/status split — ConfigMap,
+  Secret — there is no generation at all);
+* ``top_level``: the top-level fields the type declares, so server-side apply of
+  an object carrying an undeclared field (``.sops`` on a Secret) fails with
+  ``field not declared in schema``, as it does against a real cluster;
+* ``typed``: dotted field patterns with their JSON type (``int``, ``str``,
+  ``map``, ``list``), ``[]`` marking every element of a list.  A value of the
+  wrong type fails with the API server's own wording, which differs between the
+  apply path (``expected numeric (int or float), got string``) and the update path
+  (``json: cannot unmarshal string into Go struct field ...``).
+
+Custom resources are registered when a ``CustomResourceDefinition`` is created
+(``register_crd``); their schemas are not validated beyond the object envelope.
+An unknown kind is answered like the API server's discovery does:
+``no matches for kind "X" in version "g/v"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from labkit.errors import ApiError
+
+META = ("apiVersion", "kind", "metadata")
+
+
+@dataclass
+class KindInfo:
+    group: str
+    versions: tuple[str, ...]
+    kind: str
+    namespaced: bool = True
+    has_status: bool = False
+    top_level: tuple[str, ...] | None = None  # None: anything goes (custom resources)
+    typed: dict[str, str] = field(default_factory=dict)
+    go_spec_type: str = ""  # e.g. DeploymentSpec, for update-path decode errors
+    custom: bool = False
+
+    @property
+    def generation(self) -> bool:
+        return self.has_status or self.custom
+
+
+_POD_TEMPLATE = {
+    "template": "map",
+    "template.metadata.labels": "map",
+    "template.spec": "map",
+    "template.spec.containers": "list",
+    "template.spec.containers[].name": "str",
+    "template.spec.containers[].image": "str",
+    "template.spec.containers[].ports": "list",
+    "template.spec.containers[].ports[].containerPort": "int",
+    "template.spec.containers[].env": "list",
+    "template.spec.terminationGracePeriodSeconds": "int",
+}
+
+
+def _spec(prefix: str, d: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}.{k}": v for k, v in d.items()}
+
+
+_META_TYPES = {"metadata": "map", "metadata.name": "str", "metadata.labels": "map", "metadata.annotations": "map"}
+
+BUILTINS: list[KindInfo] = [
+    KindInfo("", ("v1",), "Namespace", namespaced=False, has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("", ("v1",), "ConfigMap", top_level=META + ("data", "binaryData", "immutable"), typed={"data": "map"}),
+    KindInfo("", ("v1",), "Secret", top_level=META + ("data", "stringData", "type", "immutable"), typed={"data": "map", "stringData": "map"}),
+    KindInfo("", ("v1",), "ServiceAccount", top_level=META + ("secrets", "imagePullSecrets", "automountServiceAccountToken")),
+    KindInfo("", ("v1",), "Service", has_status=True, top_level=META + ("spec", "status"),
+             typed={"spec.ports": "list", "spec.ports[].port": "int"}, go_spec_type="ServiceSpec"),
+    KindInfo("", ("v1",), "Pod", has_status=True, top_level=META + ("spec", "status"), go_spec_type="PodSpec"),
+    KindInfo("", ("v1",), "PersistentVolumeClaim", has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("", ("v1",), "PersistentVolume", namespaced=False, has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("", ("v1",), "Endpoints", top_level=META + ("subsets",)),
+    KindInfo("", ("v1",), "Event", top_level=None),
+    KindInfo("", ("v1",), "ResourceQuota", has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("", ("v1",), "LimitRange", top_level=META + ("spec",)),
+    KindInfo("apps", ("v1",), "Deployment", has_status=True, top_level=META + ("spec", "status"), go_spec_type="DeploymentSpec",
+             typed=_spec("spec", {"replicas": "int", "minReadySeconds": "int", "revisionHistoryLimit": "int",
+                                  "progressDeadlineSeconds": "int", "selector": "map", "strategy": "map", **_POD_TEMPLATE})),
+    KindInfo("apps", ("v1",), "ReplicaSet", has_status=True, top_level=META + ("spec", "status"), go_spec_type="ReplicaSetSpec",
+             typed=_spec("spec", {"replicas": "int", "minReadySeconds": "int", "selector": "map", **_POD_TEMPLATE})),
+    KindInfo("apps", ("v1",), "StatefulSet", has_status=True, top_level=META + ("spec", "status"), go_spec_type="StatefulSetSpec",
+             typed=_spec("spec", {"replicas": "int", "minReadySeconds": "int", "revisionHistoryLimit": "int",
+                                  "serviceName": "str", "selector": "map", "volumeClaimTemplates": "list", **_POD_TEMPLATE})),
+    KindInfo("apps", ("v1",), "DaemonSet", has_status=True, top_level=META + ("spec", "status"), go_spec_type="DaemonSetSpec",
+             typed=_spec("spec", {"selector": "map", **_POD_TEMPLATE})),
+    KindInfo("apps", ("v1",), "ControllerRevision", top_level=META + ("data", "revision")),
+    KindInfo("batch", ("v1",), "Job", has_status=True, top_level=META + ("spec", "status"), go_spec_type="JobSpec",
+             typed=_spec("spec", {"backoffLimit": "int", "completions": "int", "parallelism": "int",
+                                  "activeDeadlineSeconds": "int", "ttlSecondsAfterFinished": "int", **_POD_TEMPLATE})),
+    KindInfo("batch", ("v1",), "CronJob", has_status=True, top_level=META + ("spec", "status"), go_spec_type="CronJobSpec",
+             typed={"spec.schedule": "str"}),
+    KindInfo("autoscaling", ("v2", "v1"), "HorizontalPodAutoscaler", has_status=True, top_level=META + ("spec", "status"),
+             go_spec_type="HorizontalPodAutoscalerSpec",
+             typed={"spec.minReplicas": "int", "spec.maxReplicas": "int", "spec.scaleTargetRef": "map", "spec.metrics": "list"}),
+    KindInfo("policy", ("v1",), "PodDisruptionBudget", has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("networking.k8s.io", ("v1",), "Ingress", has_status=True, top_level=META + ("spec", "status")),
+    KindInfo("networking.k8s.io", ("v1",), "IngressClass", namespaced=False, top_level=META + ("spec",)),
+    KindInfo("networking.k8s.io", ("v1",), "NetworkPolicy", top_level=META + ("spec", "status")),
+    KindInfo("rbac.authorization.k8s.io", ("v1",), "Role", top_level=META + ("rules",)),
+    KindInfo("rbac.authorization.k8s.io", ("v1",), "RoleBinding", top_level=META + ("subjects", "roleRef")),
+    KindInfo("rbac.authorization.k8s.io", ("v1",), "ClusterRole", namespaced=False, top_level=META + ("rules", "aggregationRule")),
+    KindInfo("rbac.authorization.k8s.io", ("v1",), "ClusterRoleBinding", namespaced=False, top_level=META + ("subjects", "roleRef")),
+    KindInfo("storage.k8s.io", ("v1",), "StorageClass", namespaced=False, top_level=None),
+    KindInfo("apiextensions.k8s.io", ("v1",), "CustomResourceDefinition", namespaced=False, has_status=True,
+             top_level=META + ("spec", "status")),
+]
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    if "/" in api_version:
+        g, v = api_version.split("/", 1)
+        return g, v
+    return "", api_version
+
+
+class KindRegistry:
+    """Which kinds exist, keyed by ``(group, kind)``; versions checked on lookup."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[tuple[str, str], KindInfo] = {}
+        for info in BUILTINS:
+            self._kinds[(info.group, info.kind)] = KindInfo(**{**info.__dict__})
+
+    def lookup(self, api_version: str, kind: str) -> KindInfo:
+        group, version = split_api_version(api_version)
+        info = self._kinds.get((group, kind))
+        if info is None or version not in info.versions:
+            raise ApiError("NotFound", f'no matches for kind "{kind}" in version "{api_version}"',
+                           details={"group": group, "kind": kind})
+        return info
+
+    def known(self, group: str, kind: str) -> KindInfo | None:
+        return self._kinds.get((group, kind))
+
+    def register_crd(self, crd: dict[str, Any]) -> KindInfo:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        versions = tuple(v.get("name") for v in spec.get("versions") or [] if v.get("served", True))
+        has_status = any("status" in ((v.get("subresources") or {})) for v in spec.get("versions") or [])
+        info = KindInfo(
+            group=spec.get("group", ""),
+            versions=versions,
+            kind=names.get("kind", ""),
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            has_status=has_status,
+            top_level=None,
+            custom=True,
+        )
+        self._kinds[(info.group, info.kind)] = info
+        return info
+
+    def unregister(self, group: str, kind: str) -> None:
+        info = self._kinds.get((group, kind))
+        if info is not None and info.custom:
+            del self._kinds[(group, kind)]
+
+    def all(self) -> list[KindInfo]:
+        return list(self._kinds.values())
+
+
+# ----------------------------------------------------------------- type checks
+
+_JSON_NAMES = {"int": "numeric (int or float)", "str": "string", "map": "map", "list": "list"}
+_GO_TYPES = {"int": "int32", "str": "string", "map": "map", "list": "slice"}
+
+
+def _actual(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "numeric"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, dict):
+        return "map"
+    if isinstance(v, list):
+        return "list"
+    if v is None:
+        return "null"
+    return type(v).__name__
+
+
+def _ok(want: str, v: Any) -> bool:
+    if v is None:
+        return True
+    if want == "int":
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+    if want == "str":
+        return isinstance(v, str)
+    if want == "map":
+        return isinstance(v, dict)
+    if want == "list":
+        return isinstance(v, list)
+    return True
+
+
+def _values(obj: Any, parts: list[str], trail: str) -> list[tuple[str, Any]]:
+    if not parts:
+        return [(trail, obj)]
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        name = head[:-2]
+        if not isinstance(obj, dict) or not isinstance(obj.get(name), list):
+            return []
+        out = []
+        for i, item in enumerate(obj[name]):
+            label = f'{trail}.{name}[{i}]'
+            if isinstance(item, dict) and "name" in item:
+                label = f'{trail}.{name}[name="{item["name"]}"]'
+            out.extend(_values(item, rest, label))
+        return out
+    if not isinstance(obj, dict) or head not in obj:
+        return []
+    return _values(obj[head], rest, f"{trail}.{head}")
+
+
+def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(path, wanted type, value)`` for every declared field holding the wrong JSON type."""
+    errs: list[tuple[str, str, Any]] = []
+    if info.top_level is not None:
+        for k in obj:
+            if k not in info.top_level:
+                errs.append((f".{k}", "undeclared", obj[k]))
+    checks = {**_META_TYPES, **info.typed}
+    for pattern, want in checks.items():
+        for path, value in _values(obj, pattern.split("."), ""):
+            if not _ok(want, value):
+                errs.append((path, want, value))
+    for section in ("labels", "annotations"):
+        md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        m = md.get(section)
+        if isinstance(m, dict):
+            for k, v in m.items():
+                if not isinstance(v, str):
+                    errs.append((f".metadata.{section}.{k}", "str", v))
+    return errs
+
+
+def apply_type_error(info: KindInfo, obj: dict[str, Any], errs: list[tuple[str, str, Any]]) -> ApiError:
+    """The apply path's error: ``failed to create typed patch object (...): .spec.replicas: expected ...``."""
+    md = obj.get("metadata") or {}
+    ns = md.get("namespace") or ""
+    name = md.get("name", "")
+    parts = []
+    for path, want, value in errs:
+        if want == "undeclared":
+            parts.append(f"{path}: field not declared in schema")
+        else:
+            parts.append(f"{path}: expected {_JSON_NAMES[want]}, got {_actual(value)}")
+    gv = obj.get("apiVersion", "")
+    if "/" not in gv:
+        gv = "/" + gv
+    body = parts[0] if len(parts) == 1 else "errors:\n  " + "\n  ".join(parts)
+    return ApiError(
+        "BadRequest",
+        f"failed to create typed patch object ({ns}/{name}; {gv}, Kind={info.kind}): {body}",
+    )
+
+
+def update_type_error(info: KindInfo, obj: dict[str, Any], errs: list[tuple[str, str, Any]]) -> ApiError:
+    """The update path's error: JSON decoding into the Go type fails."""
+    path, want, value = next(((p, w, v) for p, w, v in errs if w != "undeclared"), errs[0])
+    version = obj.get("apiVersion", "").split("/")[-1]
+    if want == "undeclared":
+        msg = f'{info.kind} in version "{version}" cannot be handled as a {info.kind}: strict decoding error: unknown field "{path[1:]}"'
+    else:
+        go_struct = info.go_spec_type or f"{info.kind}Spec"
+        msg = (
+            f'{info.kind} in version "{version}" cannot be handled as a {info.kind}: json: cannot unmarshal '
+            f"{_actual(value) if _actual(value) != 'numeric' else 'number'} into Go struct field {go_struct}{path} of type {_GO_TYPES[want]}"
+        )
+    return ApiError("BadRequest", msg)
