@@ -249,7 +249,7 @@ def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any
 def apply_type_error(info: KindInfo, obj: dict[str, Any], errs: list[tuple[str, str, Any]]) -> ApiError:
     """The apply path's error: ``failed to create typed patch object (...): .spec.replicas: expected ...``."""
     md = obj.get("metadata") or {}
-    ns = md.get("namespace") or ""
+    ns = (md.get("namespace") or "default") if info.namespaced else ""
     name = md.get("name", "")
     parts = []
     for path, want, value in errs:

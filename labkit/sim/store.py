@@ -370,6 +370,8 @@ class ApiStore:
                 continue
             shared = e.fields & fields
             for p in shared:
+                if isinstance(p[-1], tuple):
+                    continue  # an element marker: only its fields can conflict
                 if fieldset.get_path(live, p) != fieldset.get_path(applied, p):
                     conflicts.append((e, p))
         if conflicts and not force:
@@ -384,6 +386,8 @@ class ApiStore:
             dropped = previous.fields - fields
             others = [e.fields for k, e in entries.items() if k != mine_key]
             for p in sorted(dropped, key=len, reverse=True):
+                if len(p) > 1 and isinstance(p[-2], tuple) and p[-2][0] == "k" and p[-1] in dict(p[-2][1]):
+                    continue  # a key field goes with its element marker
                 if any(p in f or any(fieldset.is_prefix(p, q) for q in f) for f in others):
                     continue
                 fieldset.remove(new, p)
