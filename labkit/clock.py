@@ -31,3 +31,14 @@ def rng_for(seed: int, stream: str) -> random.Random:
     """An independent, reproducible random stream for one component of a seeded run."""
     digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+EPOCH_ISO = "2026-01-01T00:00:00Z"
+
+
+def timestamp(seconds: float) -> str:
+    """Seconds on a run's clock as an RFC 3339 timestamp (runs start at 2026-01-01T00:00:00Z)."""
+    from datetime import datetime, timedelta, timezone
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds))
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,12 +18,17 @@ The seam is deliberately small and speaks plain dicts (the JSON form of objects)
   changed;
 * ``delete`` removes an object with a propagation policy (``Background``,
   ``Foreground``, ``Orphan``);
+* ``patch_status`` writes an object's ``status`` subresource (controllers
+  reporting conditions);
 * ``is_namespaced`` tells whether a kind is namespaced, raising ``ApiError``
   NotFound for a kind the cluster does not serve (how an unknown kind surfaces).
 
 Every failure is an ``labkit.errors.ApiError`` carrying the API server's reason,
 code and message.  Reads return deep copies: mutating a returned dict never
 changes the cluster.
+
+A backend may also offer ``watch(api_version, kind, callback)`` (the simulator
+does); controllers use it when present and poll otherwise.
 
 Time is not part of this seam: the engine runs as processes on a SimPy
 environment (``labkit.clock``), virtual for the simulator and real-time for a
@@ -79,6 +84,12 @@ class Cluster(Protocol):
 
     def is_namespaced(self, api_version: str, kind: str) -> bool:
         """True for namespaced kinds; raises ApiError(NotFound) for kinds the cluster does not serve."""
+        ...
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str | None, status: Obj, *, field_manager: str
+    ) -> Obj:
+        """Replace the ``status`` subresource of an object (how controllers report)."""
         ...
 
 

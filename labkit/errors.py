@@ -155,6 +155,8 @@ class FieldCause:
 def invalid(api_version: str, kind: str, name: str, causes: list[FieldCause]) -> ApiError:
     """``<Kind>.<group> "<name>" is invalid: <field>: <message>[, <field>: <message>]``."""
     text = ", ".join(f"{c.field}: {c.message}" for c in causes)
+    if len(causes) > 1:
+        text = f"[{text}]"
     return ApiError(
         "Invalid",
         f'{qualified_kind(api_version, kind)} "{name}" is invalid: {text}',

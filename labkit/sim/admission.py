@@ -38,6 +38,12 @@ LABEL_MSG = (
     "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 STS_FORBIDDEN = (
     "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
     "'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
@@ -136,7 +142,12 @@ def validate(info: KindInfo, new: dict[str, Any], old: dict[str, Any] | None) ->
     gk = (info.group, info.kind)
 
     if old is None:
-        pattern, msg = (_DNS1123_LABEL, LABEL_MSG) if info.kind in ("Namespace", "Service") else (_DNS1123_SUBDOMAIN, SUBDOMAIN_MSG)
+        if info.kind == "Service" and info.group == "":
+            pattern, msg = _DNS1035, DNS1035_MSG
+        elif info.kind == "Namespace" and info.group == "":
+            pattern, msg = _DNS1123_LABEL, LABEL_MSG
+        else:
+            pattern, msg = _DNS1123_SUBDOMAIN, SUBDOMAIN_MSG
         if not name:
             causes.append(FieldCause("metadata.name", "Required value", "FieldValueRequired"))
         elif len(name) > 253 or not pattern.match(name):

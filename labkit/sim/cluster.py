@@ -82,6 +82,15 @@ class SimCluster:
     def is_namespaced(self, api_version: str, kind: str) -> bool:
         return self.store.is_namespaced(api_version, kind)
 
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: dict, *,
+                     field_manager: str) -> dict:
+        return self.store.patch_status(api_version, kind, name, namespace, status, field_manager=field_manager)
+
+    def watch(self, api_version: str, kind: str, callback: Callable[[str, dict], None]) -> None:
+        """Call ``callback(event_type, object_copy)`` on every change of that kind."""
+        info = self.store.info(api_version, kind)
+        self.store.watch(info.group, kind, lambda t, o: callback(t, fieldset.copy(o)))
+
     # ------------------------------------------------------------------ kubectl-style helpers
 
     def kubectl_edit(self, api_version: str, kind: str, name: str, namespace: str | None,

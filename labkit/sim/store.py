@@ -55,19 +55,17 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 import simpy
 
-from labkit.clock import rng_for
+from labkit.clock import rng_for, timestamp
 from labkit.errors import ApiError, already_exists, conflict, not_found, qualified_resource
 from labkit.events import EventLog, object_key
 from labkit.sim import admission, fieldset
 from labkit.sim.defaults import apply_defaults
 from labkit.sim.kinds import KindInfo, KindRegistry, apply_type_error, split_api_version, type_errors, update_type_error
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
                    "deletionTimestamp", "deletionGracePeriodSeconds")
 IDENTITY_PATHS = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
@@ -78,9 +76,7 @@ GK = tuple[str, str]  # (group, kind)
 Watcher = Callable[[str, dict], None]
 
 
-def iso(t: float) -> str:
-    """Virtual seconds as an RFC 3339 timestamp (the run's epoch is 2026-01-01T00:00:00Z)."""
-    return (EPOCH + timedelta(seconds=float(t))).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = timestamp
 
 
 @dataclass
@@ -516,6 +512,17 @@ class ApiStore:
                             detail={"manager": field_manager})
         self._notify("MODIFIED", info, live)
         return live
+
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: dict, *,
+                     field_manager: str) -> dict:
+        """The status subresource through the seam: replace ``status`` (NotFound if absent)."""
+        info = self.info(api_version, kind)
+        ns = (namespace or "default") if info.namespaced else ""
+        live = self.ref(info.group, kind, ns, name)
+        if live is None:
+            raise not_found(api_version, kind, name)
+        self.update_status(live, fieldset.copy(status), field_manager=field_manager)
+        return self._render(info, live)
 
     def set_metadata(self, obj: dict, *, field_manager: str, labels: dict | None = None,
                      annotations: dict | None = None, owner_references: list | None = None,

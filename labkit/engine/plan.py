@@ -1,0 +1,149 @@
+"""Plan: what applying the desired objects would do to the live cluster.
+
+The plan stage is ``fluxcd/pkg/ssa``'s dry-run-and-compare, written against the
+``Cluster`` seam only.  For every desired object it
+
+1. honours the per-object policies that exclude it (``ssa: Ignore``,
+   ``reconcile: disabled``, ``ssa: IfNotPresent`` on an object that already
+   exists) — those become ``skipped``;
+2. removes the fields the caller asked to ignore (``IgnoreRule``: JSON pointers
+   with an optional target selector — Flux's ``spec.ignore``, the official fix for
+   fields another controller owns such as ``/spec/replicas`` under an HPA);
+3. server-side applies it as a **dry run** with ownership forced (Flux always
+   forces), which runs the API server's own defaulting, merge and admission;
+4. compares the dry-run result with the live object, ignoring server metadata
+   and status: equal → ``unchanged`` (nothing will be written), different →
+   ``configured`` with the drifted paths listed, absent → ``created``.
+
+Every object is dry-run before anything is applied, and every failure is
+collected: if any dry-run fails the plan raises ``DryRunFailed`` carrying all of
+them in Flux's wording (``Deployment/default/web dry-run failed (Invalid):
+Deployment.apps "web" is invalid: ...``) and nothing at all is applied.
+
+An object whose namespace is created by the same set (and does not exist yet)
+cannot be dry-run before its namespace exists, on a real API server as here; the
+plan marks it ``deferred`` and the apply stage dry-runs it right after the
+namespaces are applied, before applying anything of its own stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from labkit.cluster import Cluster, Obj
+from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry, subject_of
+from labkit.engine.normalize import IgnoreRule, apply_ignore, changed_paths
+from labkit.errors import ApiError
+
+SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
+RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
+FORCE_ANNOTATION = "kustomize.toolkit.fluxcd.io/force"
+
+
+@dataclass
+class PlanEntry:
+    desired: Obj
+    action: Action
+    live: Obj | None = None
+    dry_run: Obj | None = None
+    drift: list[str] = field(default_factory=list)
+    reason: str = ""
+    deferred: bool = False
+
+    @property
+    def subject(self) -> str:
+        return subject_of(self.desired)
+
+
+@dataclass
+class Plan:
+    entries: list[PlanEntry]
+
+    def changeset(self) -> ChangeSet:
+        return ChangeSet([ChangeSetEntry.for_object(e.desired, e.action) for e in self.entries])
+
+    def to_apply(self) -> list[PlanEntry]:
+        return [e for e in self.entries if e.action in (Action.CREATED, Action.CONFIGURED) or e.deferred]
+
+    def counts(self) -> dict[str, int]:
+        return self.changeset().counts()
+
+
+class DryRunFailed(Exception):
+    """One or more objects failed the server-side dry-run; nothing was applied."""
+
+    def __init__(self, failures: list[tuple[Obj, ApiError]]):
+        self.failures = failures
+        super().__init__("\n".join(dry_run_message(o, e) for o, e in failures))
+
+
+def dry_run_message(obj: Obj, err: ApiError) -> str:
+    return f"{subject_of(obj)} dry-run failed ({err.reason}): {err.message}"
+
+
+def comparable(obj: Obj | None) -> Obj | None:
+    """What drift detection compares: the object without server metadata and status."""
+    if obj is None:
+        return None
+    md = obj.get("metadata") or {}
+    out = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    out["metadata"] = {k: md[k] for k in ("labels", "annotations") if md.get(k)}
+    return out
+
+
+def annotation(obj: Obj, key: str) -> str:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(key, "")
+
+
+def plan(
+    cluster: Cluster,
+    objects: Iterable[Obj],
+    *,
+    field_manager: str,
+    ignore: Iterable[IgnoreRule] = (),
+    new_namespaces: Iterable[str] = (),
+) -> Plan:
+    """Dry-run every object and classify it (see module docstring). Raises DryRunFailed."""
+    ignore = list(ignore)
+    creating = set(new_namespaces)
+    entries: list[PlanEntry] = []
+    failures: list[tuple[Obj, ApiError]] = []
+    for obj in objects:
+        ssa_policy = annotation(obj, SSA_ANNOTATION).lower()
+        if annotation(obj, RECONCILE_ANNOTATION).lower() == "disabled" or ssa_policy == "ignore":
+            entries.append(PlanEntry(obj, Action.SKIPPED, reason="reconcile disabled" if ssa_policy != "ignore" else "ssa: Ignore"))
+            continue
+        desired = apply_ignore(obj, ignore) if ignore else obj
+        md = desired.get("metadata") or {}
+        try:
+            live = cluster.get(desired["apiVersion"], desired["kind"], md.get("name", ""), md.get("namespace"))
+        except ApiError as err:
+            if err.reason == "NotFound" and md.get("namespace") in creating:
+                entries.append(PlanEntry(desired, Action.CREATED, deferred=True))
+            else:
+                failures.append((obj, err))
+            continue
+        if live is None and md.get("namespace") in creating:
+            entries.append(PlanEntry(desired, Action.CREATED, deferred=True))
+            continue
+        if live is not None and ssa_policy == "ifnotpresent":
+            entries.append(PlanEntry(desired, Action.SKIPPED, live=live, reason="ssa: IfNotPresent"))
+            continue
+        try:
+            dry = cluster.apply(desired, field_manager=field_manager, force=True, dry_run=True)
+        except ApiError as err:
+            failures.append((obj, err))
+            continue
+        if live is None:
+            entries.append(PlanEntry(desired, Action.CREATED, dry_run=dry))
+            continue
+        a, b = comparable(dry), comparable(live)
+        if ignore:
+            a, b = apply_ignore(a, ignore), apply_ignore(b, ignore)
+        if a == b:
+            entries.append(PlanEntry(desired, Action.UNCHANGED, live=live, dry_run=dry))
+        else:
+            entries.append(PlanEntry(desired, Action.CONFIGURED, live=live, dry_run=dry, drift=changed_paths(a, b)))
+    if failures:
+        raise DryRunFailed(failures)
+    return Plan(entries)

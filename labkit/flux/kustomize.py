@@ -1,0 +1,321 @@
+"""kustomize-controller's Kustomization reconciler.
+
+The outer lifecycle follows kustomize-controller's ``Reconcile``: suspended
+objects are left alone; dependencies (``dependsOn``) must be Ready first
+(otherwise ``DependencyNotReady``, re-checked every 30 s); the source must have an
+artifact (otherwise ``ArtifactFailed``); then the named stages run, each
+returning its result and owning one failure reason:
+
+``fetch``  take the source's latest artifact (revision ``main@sha1:…``);
+``build``  render ``spec.path`` with real kustomize (confined to the artifact),
+           set ``targetNamespace``, add the owner labels, run ``postBuild``
+           substitution, refuse SOPS-encrypted Secrets without ``decryption``
+           → ``BuildFailed``;
+``plan``   dry-run every object and compare with the live state
+           (``labkit.engine.plan``) — a failed dry-run applies nothing;
+``apply``  staged server-side apply of what changed (``labkit.engine.apply``)
+           → ``ReconciliationFailed``;
+``prune``  delete stale inventory entries with the safeguards
+           (``labkit.engine.prune``) → ``PruneFailed``;
+``health`` wait for every applied object (``wait: true``) or the listed
+           ``healthChecks`` with kstatus, up to ``timeout`` → ``HealthCheckFailed``.
+
+The status is written at the end: ``Ready`` with ``ReconciliationSucceeded``
+and "Applied revision: …", ``lastAppliedRevision`` (only on success),
+``lastAttemptedRevision``, ``inventory``, ``observedGeneration`` and
+``history`` (the last five distinct builds, with counts and durations).  A
+success requeues after ``interval``; a failure after ``retryInterval``.  Drift
+is not watched: it is found and taken back by the next run's plan, as in Flux.
+
+Every stage is recorded in the event log (``Fetched``, ``Built``, ``Planned``,
+``Applied``, ``Pruned``, ``HealthChecked`` with start and duration), which is
+what the tour's timeline draws.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generator
+
+from labkit.duration import format_duration
+from labkit.engine.apply import ApplyFailed, ApplyOptions, apply_staged
+from labkit.engine.changeset import Action
+from labkit.engine.inventory import Inventory, InventoryEntry
+from labkit.engine.plan import DryRunFailed
+from labkit.engine.prune import prune
+from labkit.engine.wait import wait_for_set
+from labkit.errors import ApiError, LabkitError
+from labkit.flux import conditions as C
+from labkit.flux.api import KustomizationSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labkit.flux.system import FluxSystem
+
+API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
+KIND = "Kustomization"
+COMPONENT = "kustomize-controller"
+FIELD_MANAGER = "kustomize-controller"
+NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
+NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
+REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+DEPENDENCY_REQUEUE = 30.0
+HISTORY_LIMIT = 5
+
+
+class StageFailed(Exception):
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
+class KustomizationReconciler:
+    """One Kustomization's reconcile loop (a SimPy process driven by ``FluxSystem``)."""
+
+    def __init__(self, system: "FluxSystem", namespace: str, name: str):
+        self.system = system
+        self.namespace = namespace
+        self.name = name
+        self.key = f"{KIND}/{namespace}/{name}"
+        self.rng = system.rng(f"ks:{namespace}/{name}")
+        self.last_result: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
+        sys_ = self.system
+        env = sys_.env
+        try:
+            spec = KustomizationSpec.from_obj(obj)
+        except LabkitError as err:
+            self._write(obj, spec=None, ready=False, reason="InvalidSpec", message=str(err), revision="")
+            return None
+        if spec.suspend:
+            sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
+            return None
+        started = env.now
+        # dependencies
+        for dep in spec.depends_on:
+            dobj = sys_.cluster.get(API_VERSION, KIND, dep.name, dep.namespace)
+            ok = dobj is not None and C.is_ready(dobj) and \
+                (dobj.get("status") or {}).get("observedGeneration") == dobj["metadata"].get("generation")
+            if not ok:
+                msg = f"dependency '{dep.namespace}/{dep.name}' is not ready"
+                sys_.log.record(COMPONENT, C.DEPENDENCY_NOT_READY, self.key, detail={"message": msg})
+                self._write(obj, spec, False, C.DEPENDENCY_NOT_READY, msg, revision=None)
+                return DEPENDENCY_REQUEUE
+        # fetch
+        src = spec.source_ref
+        artifact = sys_.artifact_for(src.kind, src.namespace or self.namespace, src.name)
+        if artifact is None:
+            msg = f"Source artifact not found, retrying in {format_duration(DEPENDENCY_REQUEUE)}"
+            if sys_.cluster.get("source.toolkit.fluxcd.io/v1", src.kind, src.name, src.namespace or self.namespace) is None:
+                msg = f"Source '{src.kind}/{src.namespace or self.namespace}/{src.name}' not found"
+            sys_.log.record(COMPONENT, C.ARTIFACT_FAILED, self.key, detail={"message": msg})
+            self._write(obj, spec, False, C.ARTIFACT_FAILED, msg, revision=None)
+            return DEPENDENCY_REQUEUE
+        revision, root = artifact
+        sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision, detail={"stage": "fetch", "started": env.now, "duration": 0.0})
+        new_revision = (obj.get("status") or {}).get("lastAttemptedRevision") != revision
+        if new_revision or self._generation_changed(obj):
+            self._progressing(obj, revision)
+        try:
+            objects = yield from self._build(spec, root, revision)
+            result = yield from self._apply(obj, spec, objects, revision)
+        except StageFailed as failed:
+            sys_.log.record(COMPONENT, failed.reason, self.key, revision=revision, detail={"message": failed.message})
+            sys_.log.record(COMPONENT, "ReconciliationFailed", self.key, revision=revision,
+                            detail={"reason": failed.reason, "message": failed.message, "duration": env.now - started})
+            self._write(obj, spec, False, failed.reason, failed.message, revision=revision,
+                        inventory=getattr(failed, "inventory", None), started=started)
+            self.last_result = {"ok": False, "reason": failed.reason, "message": failed.message, "revision": revision}
+            return spec.retry_interval
+        duration = env.now - started
+        msg = f"Applied revision: {revision}"
+        sys_.log.record(COMPONENT, C.SUCCEEDED, self.key, revision=revision,
+                        detail={"message": f"Reconciliation finished in {format_duration(duration)}, next run in {format_duration(spec.interval)}",
+                                "duration": duration, **result["counts"]})
+        self._write(obj, spec, True, C.SUCCEEDED, msg, revision=revision, inventory=result["inventory"],
+                    applied=True, started=started, digest=result["digest"])
+        self.last_result = {"ok": True, "revision": revision, **result}
+        return spec.interval
+
+    def _generation_changed(self, obj: dict[str, Any]) -> bool:
+        return (obj.get("status") or {}).get("observedGeneration") != obj["metadata"].get("generation")
+
+    # ------------------------------------------------------------------ stages
+
+    def _build(self, spec: KustomizationSpec, root: Path, revision: str) -> Generator[Any, Any, list[dict]]:
+        sys_ = self.system
+        env = sys_.env
+        t0 = env.now
+        yield env.timeout(sys_.timings.draw(self.rng, "build"))
+        try:
+            objects = sys_.render(root, spec.path, revision)
+            if spec.target_namespace:
+                for o in objects:
+                    if self._namespaced(o):
+                        o.setdefault("metadata", {})["namespace"] = spec.target_namespace
+            for o in objects:
+                md = o.setdefault("metadata", {})
+                labels = md.setdefault("labels", {})
+                labels[NAME_LABEL] = self.name
+                labels[NAMESPACE_LABEL] = self.namespace
+            if spec.post_build is not None:
+                objects = sys_.substitute(objects, spec.post_build, self.namespace)
+            self._check_sops(objects, spec)
+        except LabkitError as err:
+            raise StageFailed(C.BUILD_FAILED, str(err)) from None
+        sys_.log.record(COMPONENT, "Built", self.key, revision=revision,
+                        detail={"stage": "build", "started": t0, "duration": env.now - t0, "objects": len(objects)})
+        return objects
+
+    def _namespaced(self, o: dict) -> bool:
+        try:
+            return self.system.cluster.is_namespaced(o.get("apiVersion", ""), o.get("kind", ""))
+        except ApiError:
+            return True
+
+    def _check_sops(self, objects: list[dict], spec: KustomizationSpec) -> None:
+        if spec.decryption is not None:
+            return
+        for o in objects:
+            if o.get("kind") == "Secret" and isinstance(o.get("sops"), dict):
+                md = o.get("metadata") or {}
+                raise LabkitError(
+                    f"{o.get('kind')}/{md.get('namespace', '')}/{md.get('name', '')} is SOPS encrypted, "
+                    "configuring decryption is required for this secret to be reconciled"
+                )
+
+    def _apply(self, obj: dict, spec: KustomizationSpec, objects: list[dict], revision: str) -> Generator[Any, Any, dict]:
+        sys_ = self.system
+        env = sys_.env
+        old_inv = Inventory.from_status((obj.get("status") or {}).get("inventory"))
+        options = ApplyOptions(field_manager=FIELD_MANAGER, force=spec.force, ignore=list(spec.ignore))
+        t0 = env.now
+        try:
+            res = yield from apply_staged(env, sys_.cluster, objects, options, sys_.engine_timings)
+        except DryRunFailed as err:
+            sys_.log.record(COMPONENT, "Planned", self.key, revision=revision,
+                            detail={"stage": "plan", "started": t0, "duration": env.now - t0, "failed": len(err.failures)})
+            failed = StageFailed(C.FAILED, str(err))
+            failed.inventory = old_inv  # type: ignore[attr-defined]
+            raise failed from None
+        except ApplyFailed as err:
+            failed = StageFailed(C.FAILED, str(err))
+            failed.inventory = old_inv  # type: ignore[attr-defined]
+            raise failed from None
+        counts = res.changeset.counts()
+        sys_.log.record(COMPONENT, "Planned", self.key, revision=revision,
+                        detail={"stage": "plan", "started": t0, "duration": 2 * len(objects) * sys_.engine_timings.api_call,
+                                "plan": res.plan.counts()})
+        changed = res.changeset.changed()
+        sys_.log.record(COMPONENT, "Applied", self.key, revision=revision,
+                        detail={"stage": "apply", "started": t0, "duration": env.now - t0, "changeset": changed.to_string(),
+                                **{f"n_{k}": v for k, v in counts.items()}})
+        if len(changed):
+            sys_.log.record(COMPONENT, C.PROGRESSING, self.key, revision=revision, detail={"message": changed.to_string()})
+        new_inv = Inventory.from_objects(objects)
+        # prune
+        t1 = env.now
+        pruned = 0
+        if spec.prune:
+            stale = old_inv.diff(new_inv)
+            pres = yield from prune(env, sys_.cluster, stale,
+                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
+                                    timings=sys_.engine_timings)
+            for entry in pres.kept:
+                new_inv.add(entry)
+            pruned = len(pres.changeset.by_action(Action.DELETED))
+            sys_.log.record(COMPONENT, "Pruned", self.key, revision=revision,
+                            detail={"stage": "prune", "started": t1, "duration": env.now - t1,
+                                    "changeset": pres.changeset.to_string(), "deleted": pruned})
+            if pres.failed:
+                failed = StageFailed(C.PRUNE_FAILED, "\n".join(m for _, m in pres.failed))
+                failed.inventory = new_inv  # type: ignore[attr-defined]
+                raise failed
+        # health
+        t2 = env.now
+        to_check: list[dict] = []
+        if spec.wait:
+            to_check = list(objects)
+        elif spec.health_checks:
+            for hc in spec.health_checks:
+                to_check.append({"apiVersion": hc.api_version or "v1", "kind": hc.kind,
+                                 "metadata": {"name": hc.name, "namespace": hc.namespace or self.namespace}})
+        if to_check:
+            wres = yield from wait_for_set(env, sys_.cluster, to_check, timeout=spec.timeout,
+                                           interval=sys_.engine_timings.poll_interval)
+            sys_.log.record(COMPONENT, "HealthChecked", self.key, revision=revision,
+                            detail={"stage": "health", "started": t2, "duration": env.now - t2, "ok": wres.ok,
+                                    "checked": len(to_check)})
+            if not wres.ok:
+                failed = StageFailed(C.HEALTH_CHECK_FAILED, wres.message)
+                failed.inventory = new_inv  # type: ignore[attr-defined]
+                raise failed
+        digest = "sha256:" + hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+        return {"inventory": new_inv, "counts": {f"n_{k}": v for k, v in counts.items()}, "changeset": res.changeset,
+                "pruned": pruned, "digest": digest}
+
+    # ------------------------------------------------------------------ status
+
+    def _progressing(self, obj: dict, revision: str) -> None:
+        status = _copy_status(obj)
+        now = self.system.timestamp()
+        C.set_condition(status, C.RECONCILING, True, C.PROGRESSING, f"Fetching manifests for revision {revision} with attempt 1", now,
+                        obj["metadata"].get("generation"))
+        status["lastAttemptedRevision"] = revision
+        self.system.write_status(API_VERSION, KIND, self.name, self.namespace, status)
+
+    def _write(self, obj: dict, spec: KustomizationSpec | None, ready: bool, reason: str, message: str, *,
+               revision: str | None, inventory: Inventory | None = None, applied: bool = False,
+               started: float | None = None, digest: str | None = None) -> None:
+        sys_ = self.system
+        live = sys_.cluster.get(API_VERSION, KIND, self.name, self.namespace) or obj
+        status = _copy_status(live)
+        now = sys_.timestamp()
+        gen = live["metadata"].get("generation")
+        C.set_condition(status, C.READY, ready, reason, message, now, gen)
+        C.remove_condition(status, C.RECONCILING)
+        if ready and spec is not None and (spec.wait or spec.health_checks):
+            C.set_condition(status, C.HEALTHY, True, "Succeeded", "Health check passed", now, gen)
+        elif not ready and reason == C.HEALTH_CHECK_FAILED:
+            C.set_condition(status, C.HEALTHY, False, C.HEALTH_CHECK_FAILED, message, now, gen)
+        status["observedGeneration"] = gen
+        if revision:
+            status["lastAttemptedRevision"] = revision
+        if applied and revision:
+            status["lastAppliedRevision"] = revision
+        if inventory is not None:
+            status["inventory"] = inventory.to_status()
+        requested = ((live.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
+        if requested:
+            status["lastHandledReconcileAt"] = requested
+        if started is not None and revision:
+            self._history(status, digest or "sha256:" + hashlib.sha256(revision.encode()).hexdigest(),
+                          revision, started, "ReconciliationSucceeded" if ready else reason)
+        sys_.write_status(API_VERSION, KIND, self.name, self.namespace, status)
+
+    def _history(self, status: dict, digest: str, revision: str, started: float, outcome: str) -> None:
+        sys_ = self.system
+        history = [dict(h) for h in status.get("history") or []]
+        now = sys_.timestamp()
+        duration = format_duration(sys_.env.now - started)
+        for h in history:
+            if h.get("digest") == digest:
+                h.update({"lastReconciled": now, "lastReconciledDuration": duration, "lastReconciledStatus": outcome,
+                          "totalReconciliations": h.get("totalReconciliations", 0) + 1})
+                break
+        else:
+            history.insert(0, {"digest": digest, "firstReconciled": now, "lastReconciled": now,
+                               "lastReconciledDuration": duration, "lastReconciledStatus": outcome,
+                               "totalReconciliations": 1, "metadata": {"revision": revision}})
+        history.sort(key=lambda h: h["lastReconciled"], reverse=True)
+        status["history"] = history[:HISTORY_LIMIT]
+
+
+def _copy_status(obj: dict) -> dict:
+    status = json.loads(json.dumps(obj.get("status") or {}))
+    status.setdefault("conditions", [])
+    return status

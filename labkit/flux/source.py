@@ -1,0 +1,136 @@
+"""source-controller's GitRepository reconciler.
+
+A ``GitRepository`` is fetched on its ``interval`` (plus the controller's interval
+jitter, ±5 % by default as ``--interval-jitter-percentage`` gives), or at once when
+its ``reconcile.fluxcd.io/requestedAt`` annotation changes — which is what a
+webhook ``Receiver`` does on a push.  Each fetch resolves the reference
+(``commit`` wins, then ``name``, ``semver``, ``tag``, ``branch``; default branch
+``master``) against the remote.  A new revision becomes a new *artifact*: the
+tree of that commit, exported to the controller's storage, announced with its
+revision in Flux's format (``main@sha1:<sha>``, ``v1.0.0@sha1:<sha>``, or
+``sha1:<sha>`` for a bare commit), a ``NewArtifact`` event, and a wake-up of every
+Kustomization that uses this source.
+
+A failed fetch (the remote unreachable, a ref that does not exist) sets
+``Ready=False`` with reason ``GitOperationFailed`` and keeps the last artifact:
+the Kustomizations go on serving the last good revision.  The fetch is retried on
+the next interval.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generator
+
+from labkit.errors import LabkitError, TemporaryError
+from labkit.flux import conditions as C
+from labkit.flux.api import GitRepositorySpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labkit.flux.system import FluxSystem
+
+API_VERSION = "source.toolkit.fluxcd.io/v1"
+KIND = "GitRepository"
+COMPONENT = "source-controller"
+
+
+def ref_name(spec: GitRepositorySpec) -> tuple[str, str]:
+    """``(label, ref)``: the revision label Flux prints and the ref to resolve."""
+    r = spec.ref
+    if r.commit:
+        return "", r.commit
+    if r.name:
+        return r.name, r.name
+    if r.semver:
+        return r.semver, r.semver
+    if r.tag:
+        return r.tag, r.tag
+    branch = r.branch or "master"
+    return branch, branch
+
+
+def artifact_revision(label: str, sha: str) -> str:
+    return f"{label}@sha1:{sha}" if label else f"sha1:{sha}"
+
+
+class GitRepositoryReconciler:
+    """One GitRepository's reconcile loop (a SimPy process driven by ``FluxSystem``)."""
+
+    def __init__(self, system: "FluxSystem", namespace: str, name: str):
+        self.system = system
+        self.namespace = namespace
+        self.name = name
+        self.key = f"{KIND}/{namespace}/{name}"
+        self.rng = system.rng(f"gitrepo:{namespace}/{name}")
+
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
+        sys_ = self.system
+        env = sys_.env
+        try:
+            spec = GitRepositorySpec.from_obj(obj)
+        except LabkitError as err:
+            self._status(obj, False, "InvalidSpec", str(err))
+            return None
+        if spec.suspend:
+            sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
+            return None
+        started = env.now
+        yield env.timeout(sys_.timings.draw(self.rng, "git_fetch"))
+        label, ref = ref_name(spec)
+        status = dict(obj.get("status") or {})
+        current = (status.get("artifact") or {}).get("revision", "")
+        try:
+            repo = sys_.git_remote(spec.url)
+            sha = repo.resolve(ref)
+        except (TemporaryError, LabkitError, KeyError, ValueError) as err:
+            msg = f"failed to checkout and determine revision: {getattr(err, 'message', '') or err}"
+            sys_.log.record(COMPONENT, C.GIT_OPERATION_FAILED, self.key, revision=current, detail={"message": msg})
+            self._status(obj, False, C.GIT_OPERATION_FAILED, msg)
+            return self._next(spec)
+        revision = artifact_revision(label, sha)
+        sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision,
+                        detail={"stage": "fetch", "started": started, "duration": env.now - started})
+        if revision != current or not sys_.artifact_path(self.namespace, self.name, sha).exists():
+            dest = sys_.artifact_path(self.namespace, self.name, sha)
+            if not dest.exists():
+                tmp = dest.with_name(dest.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                repo.checkout_tree(sha, tmp)
+                tmp.rename(dest)
+            status["artifact"] = {
+                "path": f"gitrepository/{self.namespace}/{self.name}/{sha}.tar.gz",
+                "revision": revision,
+                "lastUpdateTime": sys_.timestamp(),
+                "url": f"http://source-controller.flux-system.svc.cluster.local./gitrepository/{self.namespace}/{self.name}/{sha}.tar.gz",
+            }
+            sys_.log.record(COMPONENT, "NewArtifact", self.key, revision=revision,
+                            detail={"message": f"stored artifact for commit '{sha[:7]}'"})
+            obj = dict(obj, status=status)
+            self._status(obj, True, "Succeeded", f"stored artifact for revision '{revision}'")
+            sys_.source_changed(self.namespace, self.name)
+        else:
+            self._status(obj, True, "Succeeded", f"stored artifact for revision '{revision}'")
+        return self._next(spec)
+
+    def _next(self, spec: GitRepositorySpec) -> float:
+        jitter = self.system.interval_jitter
+        return spec.interval * (1 + self.rng.uniform(-jitter, jitter)) if jitter else spec.interval
+
+    def _status(self, obj: dict[str, Any], ready: bool, reason: str, message: str) -> None:
+        sys_ = self.system
+        status = dict(obj.get("status") or {})
+        status["conditions"] = [dict(c) for c in status.get("conditions") or []]
+        gen = (obj.get("metadata") or {}).get("generation")
+        now = sys_.timestamp()
+        C.set_condition(status, C.READY, ready, reason, message, now, gen)
+        if ready:
+            C.set_condition(status, "ArtifactInStorage", True, "Succeeded", message, now, gen)
+        status["observedGeneration"] = gen
+        requested = ((obj.get("metadata") or {}).get("annotations") or {}).get("reconcile.fluxcd.io/requestedAt")
+        if requested:
+            status["lastHandledReconcileAt"] = requested
+        sys_.write_status(API_VERSION, KIND, self.name, self.namespace, status)
+
+
+def artifact_dir(root: Path, namespace: str, name: str, sha: str) -> Path:
+    return root / "gitrepository" / namespace / name / sha
