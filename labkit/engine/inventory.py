@@ -1,0 +1,265 @@
+"""Flux's inventory: the record of what a reconcile applied, and what to prune.
+
+Pruning is "delete what I applied last time and did not apply this time".  For
+that the engine must remember what it applied.  Flux keeps this record in the
+Kustomization's ``status.inventory`` (kustomize-controller
+``internal/inventory/inventory.go``)::
+
+    status:
+      inventory:
+        entries:
+          - id: default_web_apps_Deployment
+            v: v1
+          - id: _team-a__Namespace
+            v: v1
+
+Object ids
+----------
+An id is cli-utils' ``ObjMetadata.String()`` (``pkg/object/objmetadata.go``):
+``<namespace>_<name>_<group>_<kind>`` joined with ``_``, which Kubernetes names
+can never contain.  Cluster-scoped objects have an empty namespace (the id
+starts with ``_``); core-group objects an empty group (``__`` before the kind):
+
+* ``default_web_apps_Deployment``
+* ``default_web-config__ConfigMap``
+* ``_team-a__Namespace``
+* ``_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition``
+
+RBAC names may contain ``:`` (``system:controller:foo``); for Role,
+ClusterRole, RoleBinding and ClusterRoleBinding in ``rbac.authorization.k8s.io``
+the colon is written as ``__`` and restored when parsing
+(``_system__aggregate-to-view_rbac.authorization.k8s.io_ClusterRole``).  Parsing
+takes the namespace up to the first ``_``, the kind after the last, the group
+before that, and rejects a name that still contains ``_``.  The version is not
+part of the id — the API server does not treat a new version as a new object —
+and is kept next to it as ``v``: only the version part (``v1``), as Flux stores
+it, so ``InventoryEntry.api_version`` rebuilds ``apps/v1`` from the id's group.
+
+Diff
+----
+``diff(old, new)`` (or ``old.diff(new)``) returns the entries of the old
+inventory whose id is not in the new one — the prune candidates — sorted in
+Flux's apply order (``labkit.engine.ordering.flux_sort_key``), so a prune is
+deterministic whatever order the inventories were written in.  Whether a stale
+object is then actually deleted (owner labels, ``prune: disabled``, Argo's
+``Prune=false``) is the prune stage's decision, not the inventory's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from labkit.engine.changeset import ChangeSet
+from labkit.engine.ordering import flux_sort_key
+from labkit.errors import LabkitError
+
+__all__ = [
+    "ObjectId",
+    "object_id",
+    "parse_object_id",
+    "InventoryEntry",
+    "Inventory",
+    "diff",
+]
+
+_SEP = "_"
+_COLON = "__"
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+_RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def _split_api_version(api_version: str) -> tuple[str, str]:
+    if "/" in api_version:
+        group, version = api_version.split("/", 1)
+        return group, version
+    return "", api_version
+
+
+@dataclass(frozen=True, order=True)
+class ObjectId:
+    """cli-utils ``ObjMetadata``: namespace, name, group and kind (no version)."""
+
+    namespace: str
+    name: str
+    group: str
+    kind: str
+
+    def __str__(self) -> str:
+        name = self.name
+        if self.group == _RBAC_GROUP and self.kind in _RBAC_KINDS:
+            name = name.replace(":", _COLON)
+        return _SEP.join((self.namespace, name, self.group, self.kind))
+
+    @property
+    def subject(self) -> str:
+        """``Kind/namespace/name`` (``Kind/name`` when cluster-scoped), as Flux logs it."""
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> "ObjectId":
+        md = obj.get("metadata") or {}
+        group, _ = _split_api_version(obj.get("apiVersion") or "")
+        return cls(md.get("namespace") or "", md.get("name") or "", group, obj.get("kind") or "")
+
+
+def object_id(obj: Mapping[str, Any]) -> str:
+    """The Flux inventory id of an object dict: ``<namespace>_<name>_<group>_<kind>``."""
+    return str(ObjectId.of(obj))
+
+
+def parse_object_id(text: str) -> ObjectId:
+    """Parse an inventory id back (cli-utils ``ParseObjMetadata``); LabkitError if malformed."""
+    if not isinstance(text, str):
+        raise LabkitError(f"unable to parse stored object metadata: {text!r}")
+    i = text.find(_SEP)
+    if i == -1:
+        raise LabkitError(f"unable to parse stored object metadata: {text}")
+    namespace, rest = text[:i], text[i + 1 :]
+    j = rest.rfind(_SEP)
+    if j == -1:
+        raise LabkitError(f"unable to parse stored object metadata: {text}")
+    kind, rest = rest[j + 1 :], rest[:j]
+    k = rest.rfind(_SEP)
+    if k == -1:
+        raise LabkitError(f"unable to parse stored object metadata: {text}")
+    group, name = rest[k + 1 :], rest[:k]
+    name = name.replace(_COLON, ":")
+    if _SEP in name:
+        raise LabkitError(f"too many fields within: {text}")
+    name, kind, group, namespace = name.strip(), kind.strip(), group.strip(), namespace.strip()
+    if not name:
+        raise LabkitError(f"empty name for object: {text}")
+    if not kind:
+        raise LabkitError(f"empty GroupKind for object: {text}")
+    return ObjectId(namespace, name, group, kind)
+
+
+@dataclass(frozen=True)
+class InventoryEntry:
+    """One ``status.inventory.entries`` item: ``id`` and ``v`` (the version, e.g. ``v1``)."""
+
+    id: str
+    v: str = ""
+
+    @property
+    def object_id(self) -> ObjectId:
+        return parse_object_id(self.id)
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or just the version for the core group."""
+        group = self.object_id.group
+        return f"{group}/{self.v}" if group else self.v
+
+    def to_ref(self) -> dict[str, Any]:
+        """A minimal object dict (apiVersion, kind, metadata name/namespace) for get/delete."""
+        oid = self.object_id
+        md: dict[str, Any] = {"name": oid.name}
+        if oid.namespace:
+            md["namespace"] = oid.namespace
+        return {"apiVersion": self.api_version, "kind": oid.kind, "metadata": md}
+
+    def to_status(self) -> dict[str, str]:
+        return {"id": self.id, "v": self.v}
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> "InventoryEntry":
+        _, version = _split_api_version(obj.get("apiVersion") or "")
+        return cls(object_id(obj), version)
+
+
+def _sort_key(entry: InventoryEntry) -> tuple[Any, ...]:
+    return flux_sort_key(entry.to_ref())
+
+
+@dataclass
+class Inventory:
+    """The set of objects a reconcile applied (Flux ``ResourceInventory``)."""
+
+    entries: list[InventoryEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for e in self.entries:
+            parse_object_id(e.id)
+
+    @classmethod
+    def from_objects(cls, objs: Iterable[Mapping[str, Any]]) -> "Inventory":
+        inv = cls()
+        for o in objs:
+            inv.add(InventoryEntry.of(o))
+        return inv
+
+    @classmethod
+    def from_change_set(cls, change_set: ChangeSet) -> "Inventory":
+        """Flux ``AddChangeSet``: every entry of the change set, with its version."""
+        inv = cls()
+        for e in change_set:
+            inv.add(InventoryEntry(e.object_id, e.version))
+        return inv
+
+    @classmethod
+    def from_status(cls, status_inventory: Mapping[str, Any] | None, *, file: str | None = None) -> "Inventory":
+        """Read ``status.inventory`` (``{"entries": [{"id": ..., "v": ...}]}``); None is empty."""
+        if not status_inventory:
+            return cls()
+        entries = status_inventory.get("entries") or []
+        if not isinstance(entries, list):
+            raise LabkitError("must be a list", file=file, field="status.inventory.entries")
+        out = cls()
+        for i, e in enumerate(entries):
+            where = f"status.inventory.entries[{i}]"
+            if not isinstance(e, Mapping) or not isinstance(e.get("id"), str):
+                raise LabkitError("must be an object with a string id", file=file, field=where)
+            try:
+                parse_object_id(e["id"])
+            except LabkitError as err:
+                raise LabkitError(err.detail, file=file, field=f"{where}.id") from None
+            out.add(InventoryEntry(e["id"], str(e.get("v") or "")))
+        return out
+
+    def add(self, entry: InventoryEntry) -> None:
+        """Add an entry, replacing one with the same id (its version may have changed)."""
+        parse_object_id(entry.id)
+        for i, e in enumerate(self.entries):
+            if e.id == entry.id:
+                self.entries[i] = entry
+                return
+        self.entries.append(entry)
+
+    def remove(self, entry_id: str) -> None:
+        self.entries = [e for e in self.entries if e.id != entry_id]
+
+    def ids(self) -> set[str]:
+        return {e.id for e in self.entries}
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, InventoryEntry):
+            item = item.id
+        elif isinstance(item, Mapping):
+            item = object_id(item)
+        return item in self.ids()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[InventoryEntry]:
+        return iter(self.entries)
+
+    def sorted(self) -> list[InventoryEntry]:
+        """Entries in Flux's apply order (deterministic)."""
+        return sorted(self.entries, key=_sort_key)
+
+    def diff(self, new: "Inventory") -> list[InventoryEntry]:
+        """Stale entries: in this (old) inventory, not in ``new``; sorted in Flux's order."""
+        keep = new.ids()
+        return sorted((e for e in self.entries if e.id not in keep), key=_sort_key)
+
+    def to_status(self) -> dict[str, list[dict[str, str]]]:
+        """The ``status.inventory`` value, entries in the order added (Flux appends the
+        change set's entries, i.e. apply order)."""
+        return {"entries": [e.to_status() for e in self.entries]}
+
+
+def diff(old: Inventory, new: Inventory) -> list[InventoryEntry]:
+    """Entries of ``old`` missing from ``new`` (the prune candidates), in Flux's apply order."""
+    return old.diff(new)
