@@ -34,6 +34,8 @@ def rng_for(seed: int, stream: str) -> random.Random:
 
 
 EPOCH_ISO = "2026-01-01T00:00:00Z"
+#: Virtual time zero as a Unix timestamp: every component (API store, git commits) dates from it.
+EPOCH_UNIX = 1_767_225_600
 
 
 def timestamp(seconds: float) -> str:

@@ -1,0 +1,58 @@
+# labkit — the two commands the README promises, plus a few helpers.
+#
+#   make lab    set up .venv (once), then run every scenario headless into reports/
+#   make test   set up .venv (once), then run the whole test suite (tests/)
+#   make bench  set up .venv (once), then run each benchmarks/bench_*.py script
+#
+# Setup is one `python3 -m venv .venv` plus `pip install -e .[test]`.  The install
+# is redone only when pyproject.toml changes (or .venv is deleted): a stamp file
+# inside .venv records that it is up to date, so the targets are quick to rerun.
+
+SHELL := /bin/bash
+
+# The interpreter that creates the venv: python3.11 when the machine has it.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.labkit-installed
+OUT   ?= reports
+PYTEST_ARGS ?=
+
+.PHONY: lab test bench setup clean help
+
+help:
+	@echo "make lab    run every scenario headless on the embedded simulator into $(OUT)/"
+	@echo "make test   run the whole test suite (unit tests and notebook execution)"
+	@echo "make bench  run the benchmark scripts benchmarks/bench_*.py"
+	@echo "make setup  only create .venv and install labkit into it"
+	@echo "make clean  remove .venv and $(OUT)/"
+
+setup: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	@echo "Installing labkit and its dependencies into $(VENV) (a few minutes the first time) ..."
+	$(PY) -m pip install --quiet -e '.[test]'
+	@# A named kernelspec inside the venv (sys-prefix) that JupyterLab offers as
+	@# "Python (labkit)". Headless runs use the venv's own "python3" kernelspec,
+	@# which Jupyter starts with the running (venv) interpreter.
+	$(PY) -m ipykernel install --sys-prefix --name labkit --display-name 'Python (labkit)' >/dev/null
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/labkit run --all --out $(OUT)
+	@echo "Reports are in $(OUT)/ : one folder per scenario with the executed notebook, metrics.json, figures and run.log."
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@shopt -s nullglob; scripts=(benchmarks/bench_*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks/bench_*.py scripts yet"; exit 0; fi; \
+	for s in "$${scripts[@]}"; do echo "== $$s"; $(PY) "$$s" || exit $$?; done
+
+clean:
+	rm -rf $(VENV) $(OUT)

@@ -1,0 +1,283 @@
+"""The ``labkit`` command.
+
+    labkit scenarios [NAME]                 list scenarios, or show one's parameters and metrics
+    labkit run NAME [--param k=v]... [--seed N] [--cluster sim|kwok|kind|CONTEXT] [--out DIR] [--json]
+    labkit run --all [--out DIR]            every scenario into DIR/<name>/ (default reports/)
+    labkit lab [JUPYTER ARGS...]            JupyterLab in notebooks/
+
+Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
+what the YAML declares); 2 bad input (``labkit: error: <message>`` on stderr, as
+argparse does for bad options); 130 interrupted.  Users never see a traceback for an
+input error or a failing notebook; an unexpected internal error prints one line, and
+``LABKIT_DEBUG=1`` shows its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from labkit.errors import LabkitError
+
+PROG = "labkit"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("labkit")
+    except Exception:  # noqa: BLE001 - not installed (running from a checkout)
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A notebook-first GitOps simulation lab: run the scenario notebooks headless, or open them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("scenarios", help="list the scenarios (or show one's parameters and metrics)")
+    p.add_argument("name", nargs="?", help="a scenario to describe")
+    p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser(
+        "run",
+        help="execute a scenario's notebook headless (papermill)",
+        description=(
+            "Execute a scenario's notebook headless. Writes the executed notebook, metrics.json "
+            "and figures to --out (default reports/NAME, or reports/ with one folder per scenario for --all)."
+        ),
+    )
+    p.add_argument("name", nargs="?", help="the scenario (see `labkit scenarios`)")
+    p.add_argument("--all", action="store_true", help="run every scenario with its defaults")
+    p.add_argument(
+        "--param", "-p", action="append", default=[], metavar="K=V", help="set a scenario parameter (repeatable)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the run (default 0)")
+    p.add_argument(
+        "--cluster", default="sim", metavar="sim|kwok|kind|CONTEXT",
+        help="where to reconcile: the embedded simulator (default), a provisioned cluster, or a kube context",
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder")
+    p.add_argument("--json", action="store_true", help="print metrics.json to stdout (nothing else)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer than this")
+    p.add_argument("--kernel", metavar="NAME", help="Jupyter kernel to execute with (default: $LABKIT_KERNEL or python3)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("lab", help="open JupyterLab in the notebooks folder")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
+    p.set_defaults(func=cmd_lab)
+    return parser
+
+
+# ------------------------------------------------------------------ output helpers
+
+def _consoles() -> tuple[Any, Any]:
+    from rich.console import Console
+
+    return Console(), Console(stderr=True)
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from labkit import scenario as sc_mod
+
+    out, _ = _consoles()
+    if args.name:
+        sc = sc_mod.get(args.name)
+        out.print(Text(f"{sc.name}: {sc.title}", style="bold"))
+        out.print(Text(sc.summary))
+        out.print(Text(f"notebook: {sc.notebook_rel}    file: {sc.display_file}"))
+        params = Table("parameter", "type", "default", "help", title="parameters (--param K=V)", title_justify="left")
+        for p in sc.parameters.values():
+            extra = []
+            if p.choices is not None:
+                extra.append("choices: " + ", ".join(map(str, p.choices)))
+            if p.min is not None:
+                extra.append(f"min {p.min}")
+            if p.max is not None:
+                extra.append(f"max {p.max}")
+            help_text = p.help + (f" ({'; '.join(extra)})" if extra else "")
+            params.add_row(Text(p.name), Text(p.describe_type()), Text(repr(p.default)), Text(help_text))
+        params.add_row(Text("seed"), Text("int"), Text("0"), Text("random seed (--seed)"))
+        params.add_row(Text("cluster"), Text("str"), Text("'sim'"), Text("sim | kwok | kind | kube context (--cluster)"))
+        out.print(params)
+        metrics = Table("metric", "meaning", title="metrics.json", title_justify="left")
+        for key, desc in sc.metrics.items():
+            metrics.add_row(Text(key), Text(desc))
+        out.print(metrics)
+        return 0
+    scenarios = sc_mod.load_all()
+    table = Table("name", "title")
+    for sc in scenarios:
+        table.add_row(Text(sc.name), Text(sc.title))
+    out.print(table)
+    if not scenarios:
+        _err(f"no scenarios in {sc_mod.display_path(sc_mod.scenarios_dir())}")
+    return 0
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from labkit import runner, scenario as sc_mod
+
+    out, err = _consoles()
+    sc = sc_mod.get(args.name)
+    params = sc.resolve_params(args.param)  # fail fast, before the spinner
+    out_dir = Path(args.out) if args.out else Path("reports") / sc.name
+    with err.status(f"running {sc.name} ({sc.notebook_rel}) ...", spinner="dots"):
+        res = runner.run_scenario(
+            sc, params, seed=args.seed, cluster=args.cluster, out_dir=out_dir, kernel=args.kernel, timeout=args.timeout
+        )
+    if not res.ok:
+        _err(res.error or f"scenario {sc.name!r} failed")
+        return 1
+    if args.json:
+        print(runner.metrics_json(res.metrics or {}))
+        return 0
+    out.print(Text(f"{sc.name}: ok in {res.duration_s:.1f} s", style="bold green"))
+    out.print(Text(f"  executed notebook  {sc_mod.display_path(res.notebook)}"))
+    out.print(Text(f"  metrics            {sc_mod.display_path(res.out_dir / 'metrics.json')}"))
+    for fig in res.figures:
+        out.print(Text(f"  figure             {sc_mod.display_path(fig)}"))
+    table = Table("metric", "value", "meaning")
+    for key, value in (res.metrics or {}).items():
+        table.add_row(Text(key), Text(str(value)), Text(sc.metrics.get(key, "")))
+    out.print(table)
+    return 0
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from labkit import runner, scenario as sc_mod
+
+    if args.param:
+        raise LabkitError("--param applies to one scenario; `run --all` uses every scenario's defaults", field="--param")
+    out, err = _consoles()
+    scenarios = sc_mod.load_all()  # a malformed scenario file stops everything, before anything runs
+    if not scenarios:
+        raise LabkitError("no scenarios to run", file=sc_mod.display_path(sc_mod.scenarios_dir()))
+    root = Path(args.out) if args.out else Path("reports")
+    results: list[runner.RunResult] = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("scenarios", total=len(scenarios))
+
+        def on_start(sc: sc_mod.Scenario) -> None:
+            progress.update(task, description=f"running {sc.name}")
+
+        def on_done(sc: sc_mod.Scenario, res: runner.RunResult) -> None:
+            mark = Text("ok  ", style="green") if res.ok else Text("FAIL", style="bold red")
+            progress.console.print(Text.assemble(mark, f" {sc.name} ({res.duration_s:.1f} s)"))
+            progress.advance(task)
+
+        results = runner.run_all(
+            scenarios, root, seed=args.seed, cluster=args.cluster, kernel=args.kernel,
+            timeout=args.timeout, on_start=on_start, on_done=on_done,
+        )
+        progress.update(task, description="done")
+
+    if args.json:
+        print(runner.metrics_json({r.scenario: r.metrics for r in results}))
+    else:
+        table = Table("scenario", "status", "time", "report", title="labkit run --all", title_justify="left")
+        for r in results:
+            status = Text("ok", style="green") if r.ok else Text("failed", style="bold red")
+            table.add_row(Text(r.scenario), status, Text(f"{r.duration_s:.1f} s"), Text(sc_mod.display_path(r.out_dir)))
+        out.print(table)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        _err(r.error or f"scenario {r.scenario!r} failed")
+    if not args.json:
+        ok = len(results) - len(failed)
+        print(f"{ok} of {len(results)} scenarios succeeded; reports are in {sc_mod.display_path(root.resolve())}/")
+    return 1 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.all and args.name:
+        raise LabkitError("give a scenario NAME or --all, not both")
+    if not args.all and not args.name:
+        from labkit import scenario as sc_mod
+
+        known = ", ".join(sc_mod.names()) or "(none)"
+        raise LabkitError(f"name a scenario to run, or --all; known scenarios: {known}")
+    return _run_all(args) if args.all else _run_one(args)
+
+
+def lab_command(extra: Sequence[str] = ()) -> tuple[list[str], Path]:
+    """The JupyterLab command line and the folder it starts in."""
+    from labkit import scenario as sc_mod
+
+    nb_dir = sc_mod.notebooks_dir()
+    if not nb_dir.is_dir():
+        raise LabkitError("no notebooks folder (set LABKIT_HOME to the labkit checkout)", file=str(nb_dir))
+    extra = [a for a in extra if a != "--"]
+    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={nb_dir}", *extra], nb_dir
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    cmd, nb_dir = lab_command(args.jupyter_args)
+    os.chdir(nb_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        # become JupyterLab, so Ctrl-C and its shutdown prompt behave as usual
+        os.execv(cmd[0], cmd)
+    return subprocess.call(cmd)  # pragma: no cover - Windows has no real exec
+
+
+# ------------------------------------------------------------------ entry point
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if getattr(args, "command", None) != "lab":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.jupyter_args = [*unknown, *args.jupyter_args]  # `labkit lab --no-browser` passes it on
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LabkitError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug in labkit itself: one line unless debugging
+        if os.environ.get("LABKIT_DEBUG"):
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (set LABKIT_DEBUG=1 to see the traceback)")
+        return 70
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
