@@ -115,13 +115,13 @@ class KustomizationReconciler:
             sys_.log.record(COMPONENT, C.ARTIFACT_FAILED, self.key, detail={"message": msg})
             self._write(obj, spec, False, C.ARTIFACT_FAILED, msg, revision=None)
             return DEPENDENCY_REQUEUE
-        revision, root = artifact
+        revision, sha, root = artifact
         sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision, detail={"stage": "fetch", "started": env.now, "duration": 0.0})
         new_revision = (obj.get("status") or {}).get("lastAttemptedRevision") != revision
         if new_revision or self._generation_changed(obj):
             self._progressing(obj, revision)
         try:
-            objects = yield from self._build(spec, root, revision)
+            objects = yield from self._build(obj, spec, root, sha, revision)
             result = yield from self._apply(obj, spec, objects, revision)
         except StageFailed as failed:
             sys_.log.record(COMPONENT, failed.reason, self.key, revision=revision, detail={"message": failed.message})
@@ -146,24 +146,20 @@ class KustomizationReconciler:
 
     # ------------------------------------------------------------------ stages
 
-    def _build(self, spec: KustomizationSpec, root: Path, revision: str) -> Generator[Any, Any, list[dict]]:
+    def _build(self, obj: dict, spec: KustomizationSpec, root: Path, sha: str, revision: str) -> Generator[Any, Any, list[dict]]:
         sys_ = self.system
         env = sys_.env
         t0 = env.now
         yield env.timeout(sys_.timings.draw(self.rng, "build"))
         try:
-            objects = sys_.render(root, spec.path, revision)
-            if spec.target_namespace:
-                for o in objects:
-                    if self._namespaced(o):
-                        o.setdefault("metadata", {})["namespace"] = spec.target_namespace
+            objects = sys_.build(root, obj.get("spec") or {}, sha, self.namespace, spec.post_build)
             for o in objects:
                 md = o.setdefault("metadata", {})
                 labels = md.setdefault("labels", {})
                 labels[NAME_LABEL] = self.name
                 labels[NAMESPACE_LABEL] = self.namespace
-            if spec.post_build is not None:
-                objects = sys_.substitute(objects, spec.post_build, self.namespace)
+                if not md.get("namespace") and self._namespaced(o):
+                    md["namespace"] = "default"  # as the API server defaults it; keeps inventory ids exact
             self._check_sops(objects, spec)
         except LabkitError as err:
             raise StageFailed(C.BUILD_FAILED, str(err)) from None

@@ -18,7 +18,6 @@ the next interval.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator
 
@@ -81,22 +80,23 @@ class GitRepositoryReconciler:
         current = (status.get("artifact") or {}).get("revision", "")
         try:
             repo = sys_.git_remote(spec.url)
-            sha = repo.resolve(ref)
-        except (TemporaryError, LabkitError, KeyError, ValueError) as err:
-            msg = f"failed to checkout and determine revision: {getattr(err, 'message', '') or err}"
+            sha = repo.fetch(ref)
+        except TemporaryError as err:
+            msg = err.message
+            sys_.log.record(COMPONENT, C.GIT_OPERATION_FAILED, self.key, revision=current, detail={"message": msg})
+            self._status(obj, False, C.GIT_OPERATION_FAILED, msg)
+            return self._next(spec)
+        except LabkitError as err:
+            msg = f"failed to checkout and determine revision: {err}"
             sys_.log.record(COMPONENT, C.GIT_OPERATION_FAILED, self.key, revision=current, detail={"message": msg})
             self._status(obj, False, C.GIT_OPERATION_FAILED, msg)
             return self._next(spec)
         revision = artifact_revision(label, sha)
         sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision,
                         detail={"stage": "fetch", "started": started, "duration": env.now - started})
-        if revision != current or not sys_.artifact_path(self.namespace, self.name, sha).exists():
-            dest = sys_.artifact_path(self.namespace, self.name, sha)
-            if not dest.exists():
-                tmp = dest.with_name(dest.name + ".tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                repo.checkout_tree(sha, tmp)
-                tmp.rename(dest)
+        known = sys_.artifact_for(KIND, self.namespace, self.name)
+        if revision != current or known is None:
+            sys_.store_artifact(self.namespace, self.name, sha, repo.export(sha))
             status["artifact"] = {
                 "path": f"gitrepository/{self.namespace}/{self.name}/{sha}.tar.gz",
                 "revision": revision,
@@ -130,7 +130,3 @@ class GitRepositoryReconciler:
         if requested:
             status["lastHandledReconcileAt"] = requested
         sys_.write_status(API_VERSION, KIND, self.name, self.namespace, status)
-
-
-def artifact_dir(root: Path, namespace: str, name: str, sha: str) -> Path:
-    return root / "gitrepository" / namespace / name / sha

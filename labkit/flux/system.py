@@ -33,7 +33,6 @@ real cluster) and every random draw from a seeded stream.
 """
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from labkit.flux import kustomize as ks_mod
 from labkit.flux import source as src_mod
 from labkit.flux.api import GitRepositorySpec, KustomizationSpec, parse_flux_object
 from labkit.flux.crds import flux_crds
+from labkit.gitops.render import Renderer
 
 FLUX_NAMESPACE = "flux-system"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -105,7 +105,8 @@ class FluxSystem:
             workdir = self._tmp.name
         self.workdir = Path(workdir)
         self._remotes: dict[str, Any] = {}
-        self._render_cache: dict[tuple[str, str], list[dict]] = {}
+        self._artifacts: dict[tuple[str, str, str], Path] = {}
+        self.renderer = Renderer()
         self._loops: dict[str, Any] = {}
         self._wakes: dict[str, simpy.Event] = {}
         self._seen: dict[str, tuple[Any, Any]] = {}
@@ -254,12 +255,11 @@ class FluxSystem:
             if err.reason != "NotFound":
                 raise
 
-    def artifact_path(self, namespace: str, name: str, sha: str) -> Path:
-        p = src_mod.artifact_dir(self.workdir, namespace, name, sha)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
+    def store_artifact(self, namespace: str, name: str, sha: str, path: Path) -> None:
+        self._artifacts[(namespace, name, sha)] = path
 
-    def artifact_for(self, kind: str, namespace: str, name: str) -> tuple[str, Path] | None:
+    def artifact_for(self, kind: str, namespace: str, name: str) -> tuple[str, str, Path] | None:
+        """``(revision, sha, path)`` of a source's current artifact, or None."""
         if kind != src_mod.KIND:
             return None
         obj = self.cluster.get(src_mod.API_VERSION, kind, name, namespace)
@@ -268,8 +268,8 @@ class FluxSystem:
             return None
         revision = art["revision"]
         sha = revision.rsplit(":", 1)[-1]
-        path = src_mod.artifact_dir(self.workdir, namespace, name, sha)
-        return (revision, path) if path.exists() else None
+        path = self._artifacts.get((namespace, name, sha))
+        return (revision, sha, path) if path is not None else None
 
     def source_changed(self, namespace: str, name: str) -> None:
         """Wake every Kustomization whose sourceRef is this GitRepository."""
@@ -281,32 +281,24 @@ class FluxSystem:
             if ref.get("kind") == src_mod.KIND and ref.get("name") == name and (ref.get("namespace") or rec.namespace) == namespace:
                 self.wake(key)
 
-    def render(self, root: Path, path: str, revision: str) -> list[dict]:
-        """Real kustomize build of ``path`` inside the artifact ``root`` (cached per revision and path)."""
-        from labkit.gitops.render import render_path
+    def build(self, root: Path, spec: dict, sha: str, namespace: str, post_build: Any) -> list[dict]:
+        """Real kustomize build of ``spec.path`` inside the artifact ``root``, then ``postBuild``.
 
-        key = (revision, path)
-        cached = self._render_cache.get(key)
-        if cached is None:
-            cached = render_path(root, path)
-            self._render_cache[key] = cached
-        return json.loads(json.dumps(cached))
-
-    def substitute(self, objects: list[dict], post_build: Any, namespace: str) -> list[dict]:
+        Renders are cached per (revision, path, build settings) by the ``Renderer``;
+        substitution runs on every reconcile, since its ConfigMaps may change.
+        """
         from labkit.gitops.substitute import collect_variables, substitute
 
-        sources = []
+        path = spec.get("path") or "./"
+        if post_build is None:
+            return self.renderer.render(path, root=root, key=sha, overrides=spec)
+        docs = self.renderer.render_documents(path, root=root, key=sha, overrides=spec)
+        sources: list[Any] = []
         for ref in post_build.substitute_from:
-            api_kind = ref.kind
-            obj = self.cluster.get("v1", api_kind, ref.name, namespace)
-            if obj is None:
-                if ref.optional:
-                    continue
-                raise LabkitError(f"substitute from '{api_kind}/{ref.name}' failed: "
-                                  f"{api_kind.lower()}s \"{ref.name}\" not found")
-            sources.append(obj)
+            obj = self.cluster.get("v1", ref.kind, ref.name, namespace)
+            sources.append(({"kind": ref.kind, "name": ref.name, "optional": ref.optional}, obj))
         variables = collect_variables(dict(post_build.substitute), sources)
-        return substitute(objects, variables, strict=True)
+        return substitute(docs, variables, strict=True, source=path)
 
     # ------------------------------------------------------------------ user actions
 
@@ -319,14 +311,20 @@ class FluxSystem:
         self.cluster.apply(patch, field_manager="flux-client-side-apply", force=True)
         return stamp
 
-    def enable_webhook(self, repo: Any, url: str, *, token: str) -> Any:
-        """Deliver pushes of ``repo`` to a signature-checking receiver that refreshes GitRepositories of ``url``."""
-        from labkit.gitops.webhook import WebhookReceiver, sign
+    def enable_webhook(self, repo: Any, *, token: str, url: str | None = None) -> Any:
+        """Deliver pushes of ``repo`` to a signature-checking receiver that refreshes its GitRepositories.
 
+        The git host signs each push payload (HMAC-SHA256, ``X-Hub-Signature-256``)
+        and delivers it after a seeded network delay; the receiver verifies it and
+        annotates every GitRepository whose ``spec.url`` is the repository's URL.
+        """
+        from labkit.gitops.webhook import WebhookReceiver, github_delivery
+
+        url = url or repo.url
         receiver = WebhookReceiver(token, self.log)
         rng = self.rng("webhook")
 
-        def on_payload(payload: dict) -> None:
+        def on_delivery(_delivery: Any) -> None:
             for key, rec in list(self.reconcilers.items()):
                 if not key.startswith(src_mod.KIND + "/"):
                     continue
@@ -334,17 +332,15 @@ class FluxSystem:
                 if obj and (obj.get("spec") or {}).get("url") == url:
                     self.request_reconcile(src_mod.KIND, rec.name, rec.namespace)
 
-        receiver.subscribe(on_payload)
+        receiver.subscribe(on_delivery)
 
-        def deliver(body: bytes) -> Any:
+        def deliver(headers: dict, body: bytes) -> Any:
             yield self.env.timeout(self.timings.draw(rng, "webhook_delivery"))
-            headers = {"X-Hub-Signature-256": sign(body, token), "X-GitHub-Event": "push"}
-            receiver.receive(headers, body)
+            receiver.receive(headers, body, time=self.env.now)
 
-        def on_push(event: dict) -> None:
-            body = json.dumps({"ref": f"refs/heads/{event.get('branch', 'main')}", "after": event.get("sha", ""),
-                               "repository": {"url": url}}).encode()
-            self.env.process(deliver(body))
+        def on_push(event: Any) -> None:
+            headers, body = github_delivery(event.payload, token)
+            self.env.process(deliver(headers, body))
 
         repo.on_push(on_push)
         return receiver
