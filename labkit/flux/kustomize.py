@@ -63,6 +63,22 @@ DEPENDENCY_REQUEUE = 30.0
 HISTORY_LIMIT = 5
 
 
+def own_objects(objects: list[dict], name: str, namespace: str, cluster: Any) -> None:
+    """Add the owner labels and default the namespace of namespaced objects (in place)."""
+    for o in objects:
+        md = o.setdefault("metadata", {})
+        labels = md.setdefault("labels", {})
+        labels[NAME_LABEL] = name
+        labels[NAMESPACE_LABEL] = namespace
+        if not md.get("namespace"):
+            try:
+                namespaced = cluster.is_namespaced(o.get("apiVersion", ""), o.get("kind", ""))
+            except ApiError:
+                namespaced = True  # unknown kind: the dry-run will name it
+            if namespaced:
+                md["namespace"] = "default"  # as the API server defaults it; keeps inventory ids exact
+
+
 class StageFailed(Exception):
     def __init__(self, reason: str, message: str):
         self.reason = reason
@@ -153,25 +169,13 @@ class KustomizationReconciler:
         yield env.timeout(sys_.timings.draw(self.rng, "build"))
         try:
             objects = sys_.build(root, obj.get("spec") or {}, sha, self.namespace, spec.post_build)
-            for o in objects:
-                md = o.setdefault("metadata", {})
-                labels = md.setdefault("labels", {})
-                labels[NAME_LABEL] = self.name
-                labels[NAMESPACE_LABEL] = self.namespace
-                if not md.get("namespace") and self._namespaced(o):
-                    md["namespace"] = "default"  # as the API server defaults it; keeps inventory ids exact
+            own_objects(objects, self.name, self.namespace, sys_.cluster)
             self._check_sops(objects, spec)
         except LabkitError as err:
             raise StageFailed(C.BUILD_FAILED, str(err)) from None
         sys_.log.record(COMPONENT, "Built", self.key, revision=revision,
                         detail={"stage": "build", "started": t0, "duration": env.now - t0, "objects": len(objects)})
         return objects
-
-    def _namespaced(self, o: dict) -> bool:
-        try:
-            return self.system.cluster.is_namespaced(o.get("apiVersion", ""), o.get("kind", ""))
-        except ApiError:
-            return True
 
     def _check_sops(self, objects: list[dict], spec: KustomizationSpec) -> None:
         if spec.decryption is not None:

@@ -302,6 +302,28 @@ class FluxSystem:
 
     # ------------------------------------------------------------------ user actions
 
+    def diff(self, name: str, namespace: str = FLUX_NAMESPACE) -> Any:
+        """What ``flux diff kustomization`` shows: the plan of the current artifact against live state.
+
+        Builds the Kustomization's current source artifact and dry-runs it
+        (``labkit.engine.plan``); nothing is written.  Entries ``configured`` list
+        the drifted paths.  Raises ``LabkitError`` if it cannot be built.
+        """
+        from labkit.engine.plan import plan
+
+        obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, name, namespace)
+        if obj is None:
+            raise LabkitError(f"Kustomization {namespace}/{name} not found")
+        spec = KustomizationSpec.from_obj(obj)
+        src = spec.source_ref
+        artifact = self.artifact_for(src.kind, src.namespace or namespace, src.name)
+        if artifact is None:
+            raise LabkitError(f"Kustomization {namespace}/{name}: source artifact not found")
+        _, sha, root = artifact
+        objects = self.build(root, obj.get("spec") or {}, sha, namespace, spec.post_build)
+        ks_mod.own_objects(objects, name, namespace, self.cluster)
+        return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
+
     def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> str:
         """Annotate with ``reconcile.fluxcd.io/requestedAt`` (what ``flux reconcile`` does)."""
         api_version = src_mod.API_VERSION if kind == src_mod.KIND else ks_mod.API_VERSION

@@ -1,0 +1,1 @@
+"""Scenario logic the notebooks call: each scenario's runs, metrics and figures live here, unit-tested."""
