@@ -26,7 +26,10 @@ import simpy
 from labkit import clock as clocks
 from labkit.events import EventLog
 from labkit.sim import fieldset
+from labkit.sim.load import LoadModel
+from labkit.sim.registry import ImageRegistry
 from labkit.sim.store import ApiStore
+from labkit.sim.timings import Timings
 
 
 class SimCluster:
@@ -39,9 +42,9 @@ class SimCluster:
         name: str = "sim",
         env: simpy.Environment | None = None,
         log: EventLog | None = None,
-        registry: Any = None,
-        load: Any = None,
-        timings: Any = None,
+        registry: ImageRegistry | None = None,
+        load: LoadModel | None = None,
+        timings: Timings | None = None,
         controllers: bool = True,
     ):
         self.name = name
@@ -51,9 +54,11 @@ class SimCluster:
         if log is not None and log.now() == 0.0:
             log.bind_clock(lambda: self.env.now)
         self.store = ApiStore(self.env, self.log, seed=seed)
-        self.registry = registry
-        self.load = load
-        self.timings = timings
+        # scenario inputs (see labkit.sim.registry / load / timings): permissive registry,
+        # no offered load, KWOK-like default durations unless the caller passes its own
+        self.registry = registry if registry is not None else ImageRegistry()
+        self.load = load if load is not None else LoadModel(seed=seed)
+        self.timings = timings if timings is not None else Timings()
         self.controllers: list[Any] = []
         if controllers:
             from labkit.sim.controllers import start_controllers

@@ -592,7 +592,11 @@ class ApiStore:
                         detail={"manager": manager, "operation": operation,
                                 "generation": md.get("generation")})
         self._notify("MODIFIED", info, new)
-        if md.get("deletionTimestamp") and not md.get("finalizers"):
+        if md.get("deletionTimestamp") and not md.get("finalizers") and not (
+                info.kind == "Pod" and info.group == "" and self.graceful_pods and md.get("deletionGracePeriodSeconds")):
+            # a pod in graceful termination stays until the kubelet finalizes it
+            self.log.record("api", "Deleted", object_key(info.kind, lmd.get("namespace"), lmd["name"]),
+                            detail={"manager": manager, "finalized": True})
             self._remove(info, new)
         return self._render(info, new)
 
@@ -633,6 +637,9 @@ class ApiStore:
                 refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != md["uid"]]
                 self.set_metadata(dep, field_manager="garbage-collector", owner_references=refs)
         graceful_pod = info.kind == "Pod" and info.group == "" and self.graceful_pods and grace
+        if graceful_pod and (not (live.get("spec") or {}).get("nodeName")
+                             or (live.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
+            graceful_pod = False  # pod strategy CheckGracefulDelete: unscheduled or terminal pods go at once
         if info.kind == "Namespace" and info.group == "":
             if not md.get("deletionTimestamp"):
                 self._mark_deleting(info, live, finalizers or ["kubernetes"], manager, propagation)
