@@ -87,6 +87,14 @@ class ManagedEntry:
     time: float
     fields: set = field(default_factory=set)
     subresource: str = ""
+    _v1: tuple[frozenset, dict] | None = field(default=None, repr=False, compare=False)
+
+    def fields_v1(self) -> dict:
+        """The ``fieldsV1`` document of this entry (cached until the field set changes)."""
+        key = frozenset(self.fields)
+        if self._v1 is None or self._v1[0] != key:
+            self._v1 = (key, fieldset.to_fields_v1(self.fields))
+        return self._v1[1]
 
 
 class ApiStore:
@@ -219,7 +227,7 @@ class ApiStore:
                     "apiVersion": e.api_version,
                     "time": iso(e.time),
                     "fieldsType": "FieldsV1",
-                    "fieldsV1": fieldset.to_fields_v1(e.fields),
+                    "fieldsV1": fieldset.copy(e.fields_v1()),
                 }
                 if e.subresource:
                     item["subresource"] = e.subresource
@@ -357,7 +365,7 @@ class ApiStore:
         if want_rv and want_rv != live["metadata"]["resourceVersion"]:
             raise self._stale(info, live)
         okey = (info.group, info.kind, ns, name)
-        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource)
+        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         mine_key = (field_manager, "Apply", "")
         conflicts: list[tuple[ManagedEntry, tuple]] = []
@@ -438,7 +446,7 @@ class ApiStore:
         apply_defaults(info.group, info.kind, new)
         self._carry_server_fields(info, live, new)
         okey = (info.group, info.kind, ns, name)
-        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource)
+        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", subresource, new["apiVersion"])
         return self._persist_update(info, live, new, entries, field_manager, "Update", dry_run)
@@ -487,7 +495,7 @@ class ApiStore:
         new = fieldset.copy(live)
         new["spec"]["replicas"] = replicas
         okey = (info.group, kind, live["metadata"].get("namespace", ""), name)
-        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource)
+        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", "scale", api_version,
                            only={("spec", "replicas")})
@@ -545,7 +553,7 @@ class ApiStore:
             if not finalizers:
                 new["metadata"].pop("finalizers")
         okey = (info.group, info.kind, md.get("namespace", ""), md["name"])
-        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource)
+        entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", "", live["apiVersion"])
         return self._persist_update(info, live, new, entries, field_manager, "Update", False)
