@@ -23,7 +23,14 @@ only the PVCs survive.
 The functions here are SimPy generators: they ``yield`` the modelled API
 latency (``EngineTimings.api_call`` per request; zero against a real cluster,
 where the requests take real time) and ``return`` their result, so callers run
-them with ``result = yield from apply_staged(...)``.
+them with ``result = yield from apply_staged(...)``.  A backend may also report
+latency of its own (``seam_latency``: a fault-injecting wrapper's slow
+responses); the engine yields it at the same points.
+
+Failures part-way: once a stage has been written, any later failure (an API
+error, a deferred dry-run that fails, a stage that never becomes ready) raises
+``ApplyFailed`` carrying the change set *so far*, so the caller can record what
+was already applied in its inventory instead of losing track of it.
 """
 from __future__ import annotations
 
@@ -67,6 +74,16 @@ class ApplyResult:
     plan: Plan
     recreated: list[str] = field(default_factory=list)
     requests: int = 0
+
+
+def seam_latency(cluster: Cluster) -> float:
+    """Latency the backend accumulated since last asked (``take_latency()``), 0 if it models none.
+
+    ``labkit.faults.FaultyCluster`` counts its injected slow responses there; the
+    engine yields the total on its clock so slow calls take time in the run.
+    """
+    take = getattr(cluster, "take_latency", None)
+    return float(take()) if callable(take) else 0.0
 
 
 class ApplyFailed(Exception):
@@ -118,11 +135,17 @@ def apply_staged(
     stages = flux_stages(objects)
     new_ns: set[str] = set()
     for o in stages[0]:
-        if is_namespace(o) and cluster.get("v1", "Namespace", o["metadata"]["name"]) is None:
-            new_ns.add(o["metadata"]["name"])
+        if not is_namespace(o):
+            continue
+        try:
+            if cluster.get("v1", "Namespace", o["metadata"]["name"]) is None:
+                new_ns.add(o["metadata"]["name"])
+        except ApiError as err:
+            raise ApplyFailed(f"Namespace/{o['metadata']['name']} get failed ({err.reason}): {err.message}",
+                              ChangeSet()) from err
     the_plan, recreate = _plan_with_force(cluster, objects, options, new_ns)
     requests = 2 * len(objects)
-    yield env.timeout(requests * timings.api_call)
+    yield env.timeout(requests * timings.api_call + seam_latency(cluster))
     # entries hold the (possibly ignore-filtered) desired copy; key them by the originals
     originals = {}
     for o, e in zip(objects, _align(objects, the_plan)):
@@ -133,7 +156,10 @@ def apply_staged(
         entries = [originals[id(o)] for o in stage if id(o) in originals]
         deferred = [e for e in entries if e.deferred]
         if deferred:
-            late = plan(cluster, [e.desired for e in deferred], field_manager=options.field_manager)
+            try:
+                late = plan(cluster, [e.desired for e in deferred], field_manager=options.field_manager)
+            except DryRunFailed as failed:  # earlier stages are written: report them with the failure
+                raise ApplyFailed(str(failed), cs) from (failed.failures[0][1] if failed.failures else None)
             requests += 2 * len(deferred)
             for e, le in zip(deferred, late.entries):
                 e.deferred, e.action, e.dry_run = False, le.action, le.dry_run
@@ -152,9 +178,12 @@ def apply_staged(
                     cs.add(ChangeSetEntry.for_object(e.desired, Action.UNKNOWN))
                     raise ApplyFailed(f"{e.subject} apply failed ({err.reason}): {err.message}", cs) from err
             cs.add(ChangeSetEntry.for_object(e.desired, e.action))
-        yield env.timeout(len(entries) * timings.api_call)
+        yield env.timeout(len(entries) * timings.api_call + seam_latency(cluster))
         if i == 0 and entries:
-            yield from _wait_definitions(env, cluster, [e.desired for e in entries], options, timings)
+            try:
+                yield from _wait_definitions(env, cluster, [e.desired for e in entries], options, timings)
+            except ApplyFailed as failed:
+                raise ApplyFailed(str(failed), cs) from None
     return ApplyResult(cs, the_plan, recreated, requests)
 
 
@@ -179,8 +208,11 @@ def _k(o: Obj) -> tuple:
 def _wait_gone(env, cluster: Cluster, obj: Obj, timings: EngineTimings):
     md = obj["metadata"]
     for _ in range(60):
-        if cluster.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace")) is None:
-            return
+        try:
+            if cluster.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace")) is None:
+                return
+        except ApiError:
+            pass  # cannot tell (transient API error): poll again
         yield env.timeout(max(timings.poll_interval / 4, 0.1))
 
 
@@ -191,7 +223,11 @@ def _wait_definitions(env, cluster: Cluster, objs: list[Obj], options: ApplyOpti
     while pending:
         still = []
         for o in pending:
-            live = cluster.get(o["apiVersion"], o["kind"], o["metadata"]["name"])
+            try:
+                live = cluster.get(o["apiVersion"], o["kind"], o["metadata"]["name"])
+            except ApiError:
+                still.append(o)  # status unknown for this poll (transient API error): keep waiting
+                continue
             if live is None:
                 still.append(o)
             elif is_crd(o):
@@ -206,4 +242,4 @@ def _wait_definitions(env, cluster: Cluster, objs: list[Obj], options: ApplyOpti
             names = ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in still)
             raise ApplyFailed(f"timeout waiting for cluster definitions: {names}", ChangeSet())
         pending = still
-        yield env.timeout(timings.poll_interval)
+        yield env.timeout(timings.poll_interval + seam_latency(cluster))

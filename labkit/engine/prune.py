@@ -22,7 +22,7 @@ from typing import Any, Generator, Iterable
 import simpy
 
 from labkit.cluster import Cluster
-from labkit.engine.apply import EngineTimings
+from labkit.engine.apply import EngineTimings, seam_latency
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.inventory import InventoryEntry
 from labkit.engine.ordering import flux_sort_key
@@ -86,5 +86,5 @@ def prune(
         except ApiError as err:
             result.failed.append((entry, f"{entry.object_id.subject} delete failed ({err.reason}): {err.message}"))
             result.kept.append(entry)
-    yield env.timeout(requests * timings.api_call)
+    yield env.timeout(requests * timings.api_call + seam_latency(cluster))
     return result

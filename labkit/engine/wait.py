@@ -8,7 +8,12 @@ the timeout passes.  The failure messages are Flux's:
     health check failed after 5m0s: timeout waiting for: [Deployment/default/web status: 'InProgress']
     health check failed after 12s: failed early due to stalled resources: [Deployment/default/web status: 'Failed']
 
-It runs against the ``Cluster`` seam, on the caller's SimPy clock.
+It runs against the ``Cluster`` seam, on the caller's SimPy clock.  A read
+that fails with an API error (a 503, a throttled request) makes that object's
+status ``Unknown`` for that poll — as the kstatus poller does, which turns a
+read error into an ``Unknown`` resource status rather than failing the wait —
+so a transient API fault delays readiness instead of failing the health check,
+unless it lasts past the timeout.
 """
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ import simpy
 
 from labkit.cluster import Cluster, Obj
 from labkit.duration import format_duration
+from labkit.engine.apply import seam_latency
 from labkit.engine.changeset import subject_of
+from labkit.errors import ApiError
 from labkit.health import kstatus
 
 
@@ -48,7 +55,11 @@ def wait_for_set(
     while True:
         statuses: dict[str, str] = {}
         for api_version, kind, name, ns, subject in refs:
-            live = cluster.get(api_version, kind, name, ns)
+            try:
+                live = cluster.get(api_version, kind, name, ns)
+            except ApiError:
+                statuses[subject] = "Unknown"
+                continue
             st = kstatus(live).status if live is not None else "NotFound"
             statuses[subject] = st
             if st == "Current" and subject not in ready_at:
@@ -65,4 +76,4 @@ def wait_for_set(
             listing = ", ".join(f"{s} status: '{st}'" for s, st in statuses.items() if st != "Current")
             return WaitResult(False, f"health check failed after {format_duration(elapsed)}: timeout waiting for: [{listing}]",
                               elapsed, statuses, ready_at)
-        yield env.timeout(min(interval, max(timeout - elapsed, 0.001)))
+        yield env.timeout(min(interval, max(timeout - elapsed, 0.001)) + seam_latency(cluster))

@@ -30,6 +30,18 @@ is not watched: it is found and taken back by the next run's plan, as in Flux.
 Every stage is recorded in the event log (``Fetched``, ``Built``, ``Planned``,
 ``Applied``, ``Pruned``, ``HealthChecked`` with start and duration), which is
 what the tour's timeline draws.
+
+Failures part-way never lose track of what was applied.  When an apply fails
+after some objects were written, those objects join the inventory recorded
+with the failure (Flux keeps the old inventory there, which orphans an object
+created by the failed attempt if it leaves git before the next success).  When
+the status write itself fails (an API outage), the inventory that could not be
+recorded is kept in memory and merged into the next reconcile's old inventory,
+so the next prune still sees it.  A transient API error inside a stage is a
+stage failure (``Ready=False``, requeue after ``retryInterval``, or after the
+server's ``Retry-After`` if longer); one outside the stages (reading the
+object, writing status) goes back to the dispatch loop, which backs off
+exponentially (``labkit.flux.system``) and calls ``report_error``.
 """
 from __future__ import annotations
 
@@ -96,6 +108,9 @@ class KustomizationReconciler:
         self.key = f"{KIND}/{namespace}/{name}"
         self.rng = system.rng(f"ks:{namespace}/{name}")
         self.last_result: dict[str, Any] = {}
+        #: an inventory that was computed but could not be written to status (API error): merged into
+        #: the next reconcile's old inventory so nothing it lists escapes pruning
+        self.unrecorded: Inventory | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,22 +155,41 @@ class KustomizationReconciler:
             objects = yield from self._build(obj, spec, root, sha, revision)
             result = yield from self._apply(obj, spec, objects, revision)
         except StageFailed as failed:
-            sys_.log.record(COMPONENT, failed.reason, self.key, revision=revision, detail={"message": failed.message})
+            if failed.reason != C.FAILED:  # else the event below is the same record twice
+                sys_.log.record(COMPONENT, failed.reason, self.key, revision=revision, detail={"message": failed.message})
             sys_.log.record(COMPONENT, "ReconciliationFailed", self.key, revision=revision,
                             detail={"reason": failed.reason, "message": failed.message, "duration": env.now - started})
+            inventory = getattr(failed, "inventory", None)
+            if inventory is not None:
+                self.unrecorded = inventory
             self._write(obj, spec, False, failed.reason, failed.message, revision=revision,
-                        inventory=getattr(failed, "inventory", None), started=started)
+                        inventory=inventory, started=started)
+            if inventory is not None:
+                self.unrecorded = None
             self.last_result = {"ok": False, "reason": failed.reason, "message": failed.message, "revision": revision}
-            return spec.retry_interval
+            return max(spec.retry_interval, getattr(failed, "retry_after", None) or 0.0)
         duration = env.now - started
         msg = f"Applied revision: {revision}"
         sys_.log.record(COMPONENT, C.SUCCEEDED, self.key, revision=revision,
                         detail={"message": f"Reconciliation finished in {format_duration(duration)}, next run in {format_duration(spec.interval)}",
                                 "duration": duration, **result["counts"]})
+        self.unrecorded = result["inventory"]
         self._write(obj, spec, True, C.SUCCEEDED, msg, revision=revision, inventory=result["inventory"],
                     applied=True, started=started, digest=result["digest"])
+        self.unrecorded = None
         self.last_result = {"ok": True, "revision": revision, **result}
         return spec.interval
+
+    def report_error(self, obj: dict[str, Any], err: ApiError, retry_in: float) -> None:
+        """Report an API error the dispatch loop caught: ``Ready=False`` (``ReconciliationFailed``).
+
+        ``lastAppliedRevision`` is left alone; an inventory still waiting to be
+        recorded is written with it.  Raises ``ApiError`` if the status cannot be
+        written either (the loop ignores that and tries again after the back-off).
+        """
+        message = f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}"
+        self._write(obj, None, False, C.FAILED, message, revision=None, inventory=self.unrecorded)
+        self.unrecorded = None
 
     def _generation_changed(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("observedGeneration") != obj["metadata"].get("generation")
@@ -178,20 +212,20 @@ class KustomizationReconciler:
         return objects
 
     def _check_sops(self, objects: list[dict], spec: KustomizationSpec) -> None:
-        if spec.decryption is not None:
-            return
-        for o in objects:
-            if o.get("kind") == "Secret" and isinstance(o.get("sops"), dict):
-                md = o.get("metadata") or {}
-                raise LabkitError(
-                    f"{o.get('kind')}/{md.get('namespace', '')}/{md.get('name', '')} is SOPS encrypted, "
-                    "configuring decryption is required for this secret to be reconciled"
-                )
+        """SOPS: decrypt encrypted Secrets in place, or refuse them without ``decryption`` (``labkit.secrets.sops``)."""
+        from labkit.secrets.sops import FluxDecryptionError, flux_decrypt
+
+        try:
+            flux_decrypt(objects, spec.decryption, self.system.cluster, self.namespace)
+        except FluxDecryptionError as err:
+            raise StageFailed(err.reason, err.message) from None
 
     def _apply(self, obj: dict, spec: KustomizationSpec, objects: list[dict], revision: str) -> Generator[Any, Any, dict]:
         sys_ = self.system
         env = sys_.env
         old_inv = Inventory.from_status((obj.get("status") or {}).get("inventory"))
+        for entry in self.unrecorded or ():
+            old_inv.add(entry)
         options = ApplyOptions(field_manager=FIELD_MANAGER, force=spec.force, ignore=list(spec.ignore))
         t0 = env.now
         try:
@@ -201,10 +235,17 @@ class KustomizationReconciler:
                             detail={"stage": "plan", "started": t0, "duration": env.now - t0, "failed": len(err.failures)})
             failed = StageFailed(C.FAILED, str(err))
             failed.inventory = old_inv  # type: ignore[attr-defined]
+            failed.retry_after = max((e.retry_after or 0.0 for _, e in err.failures), default=0.0)  # type: ignore[attr-defined]
             raise failed from None
         except ApplyFailed as err:
             failed = StageFailed(C.FAILED, str(err))
-            failed.inventory = old_inv  # type: ignore[attr-defined]
+            # what was written before the failure belongs to the inventory: forgetting it would orphan it
+            partial = Inventory(list(old_inv))
+            for entry in err.changeset:
+                if entry.action not in (Action.UNKNOWN, Action.SKIPPED):
+                    partial.add(InventoryEntry(entry.object_id, entry.version))
+            failed.inventory = partial  # type: ignore[attr-defined]
+            failed.retry_after = getattr(err.__cause__, "retry_after", None)  # type: ignore[attr-defined]
             raise failed from None
         counts = res.changeset.counts()
         sys_.log.record(COMPONENT, "Planned", self.key, revision=revision,

@@ -11,10 +11,11 @@ revision in Flux's format (``main@sha1:<sha>``, ``v1.0.0@sha1:<sha>``, or
 ``sha1:<sha>`` for a bare commit), a ``NewArtifact`` event, and a wake-up of every
 Kustomization that uses this source.
 
-A failed fetch (the remote unreachable, a ref that does not exist) sets
-``Ready=False`` with reason ``GitOperationFailed`` and keeps the last artifact:
-the Kustomizations go on serving the last good revision.  The fetch is retried on
-the next interval.
+A failed fetch (the remote unreachable, a ref that does not exist, a ref that
+points at a commit the remote cannot produce so the revision cannot be
+exported) sets ``Ready=False`` with reason ``GitOperationFailed`` and keeps the
+last artifact: the Kustomizations go on serving the last good revision.  The
+fetch is retried on the next interval.
 """
 from __future__ import annotations
 
@@ -96,7 +97,14 @@ class GitRepositoryReconciler:
                         detail={"stage": "fetch", "started": started, "duration": env.now - started})
         known = sys_.artifact_for(KIND, self.namespace, self.name)
         if revision != current or known is None:
-            sys_.store_artifact(self.namespace, self.name, sha, repo.export(sha))
+            try:
+                exported = repo.export(sha)
+            except LabkitError as err:  # e.g. the remote named a commit it does not have
+                msg = f"failed to checkout and determine revision: {err}"
+                sys_.log.record(COMPONENT, C.GIT_OPERATION_FAILED, self.key, revision=current, detail={"message": msg})
+                self._status(obj, False, C.GIT_OPERATION_FAILED, msg)
+                return self._next(spec)
+            sys_.store_artifact(self.namespace, self.name, sha, exported)
             status["artifact"] = {
                 "path": f"gitrepository/{self.namespace}/{self.name}/{sha}.tar.gz",
                 "revision": revision,
@@ -111,6 +119,13 @@ class GitRepositoryReconciler:
         else:
             self._status(obj, True, "Succeeded", f"stored artifact for revision '{revision}'")
         return self._next(spec)
+
+    def report_error(self, obj: dict[str, Any], err: Any, retry_in: float) -> None:
+        """Report an API error the dispatch loop caught (``Ready=False``, ``ReconciliationFailed``)."""
+        from labkit.duration import format_duration
+
+        self._status(obj, False, C.FAILED,
+                     f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}")
 
     def _next(self, spec: GitRepositorySpec) -> float:
         jitter = self.system.interval_jitter

@@ -30,6 +30,20 @@ fetched at once instead of at the next poll.
 Git remotes are real repositories (``labkit.gitops.repo``) registered by URL.
 Time comes from the environment (virtual in the simulator, wall time against a
 real cluster) and every random draw from a seeded stream.
+
+Errors and requeues, as controller-runtime does them.  A reconcile that fails in
+one of its stages (build, plan, apply, prune, health — including a transient API
+error in the middle of an apply) reports ``Ready=False`` with the stage's reason
+and asks to come back after ``retryInterval``: that is kustomize-controller's
+``RequeueAfter: obj.GetRetryInterval()``.  An API error *outside* the stages —
+reading the object or its source, writing its status — is a returned error in
+controller-runtime terms: the dispatch loop logs ``ReconcileError``, writes
+``Ready=False`` (reason ``ReconciliationFailed``) when it can, and requeues the
+object with per-object exponential back-off, ``min_retry_delay * 2**failures``
+capped at ``max_retry_delay`` (Flux's ``--min-retry-delay=750ms`` and
+``--max-retry-delay=15m``), or after the server's ``Retry-After`` when that is
+longer.  A successful return resets the back-off (``Forget``).  No API error
+ever escapes a reconcile loop: one failing object never stops the controllers.
 """
 from __future__ import annotations
 
@@ -44,7 +58,7 @@ import yaml
 
 from labkit import clock as clocks
 from labkit.cluster import Cluster
-from labkit.engine.apply import EngineTimings
+from labkit.engine.apply import EngineTimings, seam_latency
 from labkit.errors import ApiError, LabkitError
 from labkit.events import EventLog
 from labkit.flux import kustomize as ks_mod
@@ -91,6 +105,8 @@ class FluxSystem:
         workdir: str | Path | None = None,
         concurrent: int = 4,
         poll_interval: float = 5.0,
+        min_retry_delay: float = 0.75,
+        max_retry_delay: float = 900.0,
     ):
         self.cluster = cluster
         self.env = env
@@ -116,6 +132,9 @@ class FluxSystem:
             ks_mod.KIND: simpy.Resource(env, capacity=concurrent),
         }
         self.poll_interval = poll_interval
+        self.min_retry_delay = min_retry_delay
+        self.max_retry_delay = max_retry_delay
+        self._failures: dict[str, int] = {}
         self.started = False
 
     # ------------------------------------------------------------------ set-up
@@ -186,7 +205,12 @@ class FluxSystem:
         while True:
             for api_version, kind in ((src_mod.API_VERSION, src_mod.KIND), (ks_mod.API_VERSION, ks_mod.KIND)):
                 seen = set()
-                for obj in self.cluster.list(api_version, kind):
+                try:
+                    objs = self.cluster.list(api_version, kind)
+                except ApiError as err:
+                    self.log.record("flux", "ListFailed", kind, detail={"reason": err.reason, "message": err.message})
+                    continue  # try again on the next poll; forget nothing on a failed list
+                for obj in objs:
                     key = self._key(obj)
                     seen.add(key)
                     self._on_event("ADDED" if key not in self._loops else "MODIFIED", obj)
@@ -234,7 +258,11 @@ class FluxSystem:
                 yield self.env.timeout(delay) | wake
             if wake.triggered:
                 self._wakes[key] = self.env.event()
-            obj = self.cluster.get(api_version, kind, name, ns)
+            try:
+                obj = self.cluster.get(api_version, kind, name, ns)
+            except ApiError as err:
+                delay = self._requeue_error(key, kind, err, rec, None)
+                continue
             if obj is None:
                 self._loops.pop(key, None)
                 self._wakes.pop(key, None)
@@ -243,7 +271,34 @@ class FluxSystem:
                 return
             with self.workers[kind].request() as req:
                 yield req
-                delay = yield from rec.reconcile(obj)
+                try:
+                    delay = yield from rec.reconcile(obj)
+                except ApiError as err:
+                    delay = self._requeue_error(key, kind, err, rec, obj)
+                else:
+                    self._failures.pop(key, None)
+                extra = seam_latency(self.cluster)
+                if extra > 0:  # slow API calls that no engine stage has accounted for yet
+                    yield self.env.timeout(extra)
+
+    def _requeue_error(self, key: str, kind: str, err: ApiError, rec: Any, obj: dict | None) -> float:
+        """A returned error: log it, report it on the object if possible, back off exponentially."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = min(self.min_retry_delay * (2 ** min(failures, 40)), self.max_retry_delay)
+        if err.retry_after:
+            delay = max(delay, float(err.retry_after))
+        component = "source-controller" if kind == src_mod.KIND else "kustomize-controller"
+        self.log.record(component, "ReconcileError", key,
+                        detail={"reason": err.reason, "code": err.code, "message": err.message,
+                                "failures": failures + 1, "retry_in": delay})
+        report = getattr(rec, "report_error", None)
+        if obj is not None and callable(report):
+            try:
+                report(obj, err, delay)
+            except ApiError:
+                pass  # the API is still failing: the log has it, the next attempt will report
+        return delay
 
     # ------------------------------------------------------------------ services for reconcilers
 
@@ -272,11 +327,20 @@ class FluxSystem:
         return (revision, sha, path) if path is not None else None
 
     def source_changed(self, namespace: str, name: str) -> None:
-        """Wake every Kustomization whose sourceRef is this GitRepository."""
+        """Wake every Kustomization whose sourceRef is this GitRepository.
+
+        A Kustomization that cannot be read (API error) is woken anyway: a
+        spurious reconcile costs a dry-run, a missed one delays the new revision
+        by a whole interval.
+        """
         for key, rec in list(self.reconcilers.items()):
             if not key.startswith(ks_mod.KIND + "/"):
                 continue
-            obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, rec.name, rec.namespace)
+            try:
+                obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, rec.name, rec.namespace)
+            except ApiError:
+                self.wake(key)
+                continue
             ref = ((obj or {}).get("spec") or {}).get("sourceRef") or {}
             if ref.get("kind") == src_mod.KIND and ref.get("name") == name and (ref.get("namespace") or rec.namespace) == namespace:
                 self.wake(key)
@@ -350,9 +414,13 @@ class FluxSystem:
             for key, rec in list(self.reconcilers.items()):
                 if not key.startswith(src_mod.KIND + "/"):
                     continue
-                obj = self.cluster.get(src_mod.API_VERSION, src_mod.KIND, rec.name, rec.namespace)
-                if obj and (obj.get("spec") or {}).get("url") == url:
-                    self.request_reconcile(src_mod.KIND, rec.name, rec.namespace)
+                try:
+                    obj = self.cluster.get(src_mod.API_VERSION, src_mod.KIND, rec.name, rec.namespace)
+                    if obj and (obj.get("spec") or {}).get("url") == url:
+                        self.request_reconcile(src_mod.KIND, rec.name, rec.namespace)
+                except ApiError as err:  # the receiver answers 500; the source's poll interval still applies
+                    self.log.record("webhook", "WebhookDispatchFailed", key,
+                                    detail={"reason": err.reason, "message": err.message})
 
         receiver.subscribe(on_delivery)
 
