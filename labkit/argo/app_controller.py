@@ -1,0 +1,657 @@
+"""One Application's reconcile loop: refresh, automated sync, self-heal, retries, operations, deletion.
+
+``AppController`` is what ``argocd-application-controller`` does for one
+Application, as a SimPy process driven by ``ArgoSystem``.
+
+Refresh
+-------
+A refresh is a ``CompareAppState`` (``labkit.argo.state``) at one of three
+levels, as Argo's ``CompareWith``:
+
+* ``RECENT`` — a managed object changed in the cluster (the watch): compare the
+  live state with the targets of the last compared revision, no git access;
+* ``LATEST`` — a new object, a spec change, an expired comparison (the periodic
+  resync, ``timeout.reconciliation`` 120 s plus up to
+  ``timeout.reconciliation.jitter`` 60 s), a webhook, the end of an operation:
+  resolve ``targetRevision`` again (``git ls-remote``) and use the manifest
+  cache;
+* ``HARD`` — ``argocd.argoproj.io/refresh: hard``: also regenerate manifests.
+
+The periodic resync only compares when the last comparison has *expired*
+(``reconciledAt + timeout.reconciliation <= now``, ``reconciledAt`` being the
+start of the last refresh, truncated to whole seconds as the API stores it).
+
+Every refresh writes the status: ``sync`` (status, revision, comparedTo),
+``health``, ``resources``, ``conditions`` (``InvalidSpecError``,
+``ComparisonError``, ``SyncError``, ``RepeatedResourceWarning``),
+``reconciledAt``, ``sourceType``, and keeps ``operationState`` and ``history``.
+
+Automated sync (``autoSync``)
+-----------------------------
+Only for an ``OutOfSync`` Application with no operation in progress.  Skipped
+when only pruning is needed and ``prune`` is off.  An automated sync runs once
+per (revision, source): if the last operation already targeted this commit
+and it *failed*, no new sync starts and a ``SyncError`` condition says
+``Failed sync attempt to <sha>: <message>``; if it succeeded, nothing happens
+unless ``selfHeal`` is on.  Self-heal syncs only the OutOfSync resources and is
+throttled by the exponential self-heal back-off (``--self-heal-backoff-timeout-seconds``
+2, ``--self-heal-backoff-factor`` 3, ``--self-heal-backoff-cap-seconds`` 300),
+measured from the end of the previous operation: the n-th self-heal attempt
+waits ``2·3^(n-1)`` seconds (2, 6, 18, 54, 162, then 300), the first one none.
+The attempt count is carried from operation to operation and reset when the
+previous operation finished more than ``--self-heal-backoff-cooldown-seconds``
+(330 s) ago.  With ``prune`` on and ``allowEmpty`` off, a sync that would delete
+every resource is refused (``auto-sync will wipe out all resources``).
+
+Operations and retries
+----------------------
+An operation (automated or ``ArgoSystem.sync``) runs ``labkit.argo.sync.SyncRun``
+attempts.  A failed attempt is retried while ``retryCount < retry.limit``
+(``limit < 0``: for ever) after ``min(maxDuration, duration · factor^retryCount)``
+with the count *after* the increment — 10 s, 20 s, 40 s ... for the default
+5 s × 2 — and the message ``<message>. Retrying attempt #N at 3:04PM.``; the
+final failure says ``(retried N times).``.  Argo gives *automated* operations a
+retry limit of 5 when the Application sets none (``controller/appcontroller.go``:
+``Retry: RetryStrategy{Limit: 5}``; ``automated_retry_limit`` changes it).  A
+successful full sync appends to ``status.history`` (id, revision, source,
+``deployStartedAt``, ``deployedAt``, ``initiatedBy``; ``revisionHistoryLimit``
+entries, default 10); selective syncs (self-heal) do not.
+
+Deletion
+--------
+With ``resources-finalizer.argocd.argoproj.io`` (or ``/foreground``,
+``/background``) a deleted Application first deletes every resource it manages
+(except those marked ``Delete=false``), waits until they are gone, then removes
+its finalizer — for an app-of-apps this cascades through the child
+Applications' own finalizers.  Without the finalizer the Application goes and
+its resources stay.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Generator
+
+import simpy
+
+from labkit.argo.api import (API_VERSION, APPLICATION_KIND, RESOURCES_FINALIZERS, ApplicationSpec, Backoff, Retry,
+                             SyncOptions, parse_application)
+from labkit.argo.state import (OUT_OF_SYNC, SYNCED, UNKNOWN, Comparison, TargetSet, build_targets, compare,
+                               known_from_status, status_resources)
+from labkit.argo.sync import DELETION_APPROVED_ANNOTATION, OperationResult, SyncContext, SyncRun
+from labkit.argo.tracking import owns
+from labkit.clock import timestamp
+from labkit.errors import ApiError, LabkitError, TemporaryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labkit.argo.controller import ArgoSystem
+
+__all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC"]
+
+COMPONENT = "argocd-application-controller"
+STATUS_MANAGER = "argocd-application-controller"
+REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+RESYNC, RECENT, LATEST, HARD = 1, 2, 3, 4
+_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _kitchen(seconds: float) -> str:
+    """Go's ``time.Kitchen`` (``3:04PM``) of a run-clock time."""
+    t = _EPOCH + timedelta(seconds=float(seconds))
+    hour = t.hour % 12 or 12
+    return f"{hour}:{t.minute:02d}{'AM' if t.hour < 12 else 'PM'}"
+
+
+def _parse_ts(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        t = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return (t - _EPOCH).total_seconds()
+
+
+class AppController:
+    """The reconcile loop of one Application (see module docstring)."""
+
+    def __init__(self, system: "ArgoSystem", namespace: str, name: str):
+        self.system = system
+        self.env = system.env
+        self.namespace = namespace
+        self.name = name
+        self.key = f"{APPLICATION_KIND}/{namespace}/{name}"
+        self.rng = system.rng(f"app:{namespace}/{name}")
+        self.level = 0
+        self._wake = self.env.event()
+        self._op_wake: simpy.Event | None = None
+        self._op_dirty = False
+        self.spec: ApplicationSpec | None = None
+        self.revision: str | None = None
+        self.source_key: tuple | None = None
+        self._targets: dict[tuple, TargetSet] = {}
+        self.comparison: Comparison | None = None
+        self._compared_at = -1.0
+        self.operation: dict[str, Any] | None = None
+        self.op_process: simpy.Process | None = None
+        self.reconciled_at: float | None = None
+        self.sync_error: str = ""
+        self.refreshes = 0
+        self.last_status: dict[str, Any] = {}
+        self.gone = False
+        self.process = self.env.process(self._loop())
+
+    # ------------------------------------------------------------------ triggers
+
+    def request_refresh(self, level: int, after: float = 0.0) -> None:
+        if after > 0:
+            def later() -> Generator[simpy.Event, Any, None]:
+                yield self.env.timeout(after)
+                self.request_refresh(level)
+            self.env.process(later())
+            return
+        self.level = max(self.level, level)
+        if not self._wake.triggered:
+            self._wake.succeed()
+
+    def on_resource_event(self) -> None:
+        """A managed object changed: re-drive a running operation, or refresh against the live state."""
+        if self.operation is not None:
+            self._op_dirty = True
+            if self._op_wake is not None and not self._op_wake.triggered:
+                self._op_wake.succeed()
+            return
+        self.request_refresh(RECENT)
+
+    def op_wake(self) -> simpy.Event:
+        """The event a running operation waits on; already fired if something changed since its last step."""
+        if self._op_dirty:
+            self._op_dirty = False
+            ev = self.env.event()
+            ev.succeed()
+            return ev
+        self._op_wake = self.env.event()
+        return self._op_wake
+
+    # ------------------------------------------------------------------ loop
+
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        sys_ = self.system
+        self.request_refresh(LATEST)
+        while True:
+            if self.level == 0:
+                yield self._wake
+            if self._wake.triggered:
+                self._wake = self.env.event()
+            level, self.level = self.level, 0
+            obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+            if obj is None:
+                self.gone = True
+                sys_.forget_app(self)
+                sys_.log.record(COMPONENT, "ApplicationDeleted", self.key)
+                return
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                yield from self._finalize(obj)
+                continue
+            if level == RESYNC:
+                if not self._expired():
+                    continue
+                level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
+            if level == 0:
+                continue
+            yield from self._refresh(obj, level)
+
+    def _expired(self) -> bool:
+        if self.reconciled_at is None:
+            return True
+        return math.floor(self.reconciled_at) + self.system.timings.reconciliation <= self.env.now
+
+    # ------------------------------------------------------------------ refresh
+
+    def _spec(self, obj: dict[str, Any]) -> ApplicationSpec:
+        return parse_application(obj, file=self.key, default_namespace=self.system.namespace)
+
+    def _refresh(self, obj: dict[str, Any], level: int) -> Generator[simpy.Event, Any, None]:
+        sys_ = self.system
+        env = self.env
+        started = env.now
+        self.reconciled_at = started
+        self.refreshes += 1
+        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        if ann.get(REFRESH_ANNOTATION):
+            if ann[REFRESH_ANNOTATION] == "hard":
+                level = HARD
+            level = max(level, LATEST)
+            sys_.clear_annotation(obj, REFRESH_ANNOTATION)
+        if not self.last_status:
+            self.last_status = dict(obj.get("status") or {})  # we are the only writer of the status from now on
+        conditions: list[dict[str, Any]] = []
+        try:
+            spec = self._spec(obj)
+        except LabkitError as err:
+            self._write_error("InvalidSpecError", str(err))
+            return
+        self.spec = spec
+        try:
+            dest_name, cluster = sys_.destination(spec)
+        except LabkitError as err:
+            self._write_error("InvalidSpecError", err.detail)
+            return
+        try:
+            targets = yield from self._targets_for(spec, level, dest_name)
+        except (LabkitError, TemporaryError) as err:
+            msg = _error_text(err)
+            self._write_error("ComparisonError", "Failed to load target state: failed to generate manifest "
+                                                         f"for source 1 of 1: rpc error: code = Unknown desc = {msg}")
+            return
+        rules = list(spec.ignore_differences) + sys_.system_rules()
+        sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
+        comp = compare(spec, targets, cluster, known_from_status(self.last_status), rules, sys_.verified, dest_name,
+                       namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
+                       dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
+        if comp.requests and sys_.engine_timings.api_call > 0:
+            yield env.timeout(comp.requests * sys_.engine_timings.api_call)
+        self.comparison = comp
+        self._compared_at = env.now
+        for w in targets.warnings:
+            conditions.append({"type": "RepeatedResourceWarning", "message": w})
+        # the operation may have written its state while this refresh waited on git: start from the latest
+        status = dict(self.last_status)
+        condition, op = self._auto_sync(spec, comp, status)
+        if condition:
+            conditions.append({"type": "SyncError", "message": condition})
+        status.update(self._compare_status(spec, comp, targets, dest_name))
+        status["conditions"] = self._conditions(status.get("conditions"), conditions)
+        status["reconciledAt"] = timestamp(started)
+        self._write(status)
+        sys_.log.record(COMPONENT, "Refreshed", self.key, revision=comp.revision,
+                        detail={"sync": comp.sync_status, "health": comp.health.status, "level": level,
+                                "started": started, "duration": env.now - started,
+                                "outOfSync": len(comp.out_of_sync())})
+        if op is not None:
+            sys_.log.record(COMPONENT, "OperationStarted", self.key, revision=comp.revision,
+                            detail={"message": f"Initiated automated sync to '{comp.revision}'",
+                                    "selfHeal": "resources" in op["sync"],
+                                    "attempt": op["sync"].get("autoHealAttemptsCount", 0)})
+            self.start_operation(op)
+
+    def _targets_for(self, spec: ApplicationSpec, level: int, dest_name: str) -> Generator[simpy.Event, Any, TargetSet]:
+        sys_ = self.system
+        src = spec.source
+        skey = (src.repo_url, src.path, src.target_revision, src.directory_recurse, spec.destination.namespace,
+                dest_name)
+        if level >= LATEST or self.revision is None or self.source_key != skey:
+            yield self.env.timeout(sys_.timings.draw(self.rng, "git_ls_remote"))
+            sha = sys_.repo_server.resolve(src.repo_url, src.target_revision)
+            self.revision, self.source_key = sha, skey
+        return (yield from self.targets_at(spec, self.revision, dest_name, hard=level >= HARD))
+
+    def targets_at(self, spec: ApplicationSpec, sha: str, dest_name: str, *, hard: bool = False
+                   ) -> Generator[simpy.Event, Any, TargetSet]:
+        sys_ = self.system
+        src = spec.source
+        ck = (sha, src.repo_url, src.path, src.directory_recurse, spec.destination.namespace, dest_name)
+        cached = self._targets.get(ck)
+        if cached is not None and not hard:
+            return cached
+        rs = sys_.repo_server
+        if hard or not rs.cached(src.repo_url, sha, src.path, src.directory_recurse):
+            yield self.env.timeout(sys_.timings.draw(self.rng, "manifest_generate"))
+        objects = rs.manifests(src.repo_url, sha, src.path, recurse=src.directory_recurse, hard=hard)
+        stype = rs.source_type(src.repo_url, sha, src.path)
+        targets = build_targets(spec, objects, sha, lambda av, k, objs: sys_.namespaced(dest_name, av, k, objs), stype)
+        if len(self._targets) > 4:
+            self._targets.clear()
+        self._targets[ck] = targets
+        return targets
+
+    def _compare_status(self, spec: ApplicationSpec, comp: Comparison, targets: TargetSet,
+                        dest_name: str) -> dict[str, Any]:
+        health: dict[str, Any] = {"status": comp.health.status}
+        if comp.health.message:
+            health["message"] = comp.health.message
+        return {
+            "sync": {"status": comp.sync_status, "revision": comp.revision,
+                     "comparedTo": {"source": _source_dict(spec),
+                                    "destination": {"server": self.system.server_of(dest_name),
+                                                    "namespace": spec.destination.namespace}}},
+            "health": health,
+            "resources": status_resources(comp),
+            "sourceType": targets.source_type,
+        }
+
+    def _conditions(self, old: Any, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        prev = {(c.get("type"), c.get("message")): c.get("lastTransitionTime") for c in old or []}
+        out = []
+        for c in new:
+            c = dict(c)
+            c["lastTransitionTime"] = prev.get((c["type"], c["message"])) or timestamp(self.env.now)
+            out.append(c)
+        return out
+
+    def _write_error(self, ctype: str, message: str) -> None:
+        status = dict(self.last_status)
+        status["sync"] = dict(status.get("sync") or {}, status=UNKNOWN)
+        status["health"] = {"status": "Unknown"} if ctype == "InvalidSpecError" else (status.get("health") or {"status": "Unknown"})
+        status["conditions"] = self._conditions(status.get("conditions"), [{"type": ctype, "message": message}])
+        status["reconciledAt"] = timestamp(self.env.now)
+        self._write(status)
+        self.system.log.record(COMPONENT, ctype, self.key, detail={"message": message})
+
+    def _write(self, status: dict[str, Any]) -> None:
+        self.last_status = status
+        self.system.write_app_status(self.namespace, self.name, status)
+
+    # ------------------------------------------------------------------ automated sync
+
+    def _auto_sync(self, spec: ApplicationSpec, comp: Comparison,
+                   status: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        """Argo's ``autoSync``: ``(SyncError message or "", operation to start or None)``."""
+        sys_ = self.system
+        policy = spec.sync_policy
+        if not policy.auto or policy.automated is None:
+            return "", None
+        if self.operation is not None:
+            return "", None
+        if comp.sync_status != OUT_OF_SYNC:
+            return "", None
+        auto = policy.automated
+        if not auto.prune and all(r.status == SYNCED or r.requires_pruning for r in comp.resources):
+            self._skip("need to prune extra resources only but automated prune is disabled")
+            return "", None
+        desired = comp.revision
+        last = status.get("operationState") or {}
+        sync_res = last.get("syncResult") or {}
+        last_sync = (last.get("operation") or {}).get("sync") or {}
+        attempted = bool(sync_res) and sync_res.get("revision") == desired and \
+            _source_key(sync_res.get("source")) == (spec.source.repo_url, spec.source.path)
+        phase = last.get("phase", "")
+        count = int(last_sync.get("autoHealAttemptsCount") or 0)
+        finished = _parse_ts(last.get("finishedAt"))
+        if finished is not None and self.env.now - finished >= sys_.timings.self_heal_cooldown:
+            count = 0
+        resources: list[dict[str, str]] | None = None
+        if attempted and (not auto.self_heal or phase != "Succeeded"):
+            if phase != "Succeeded":
+                return f"Failed sync attempt to {desired}: {last.get('message', '')}", None
+            self._skip(f"most recent sync already to {desired}")
+            return "", None
+        if attempted and auto.self_heal:
+            remaining = self._self_heal_remaining(count, finished)
+            if remaining > 0:
+                self._skip(f"already attempted sync to {desired} (retrying in {remaining:g}s)", backoff=remaining,
+                           attempts=count)
+                self.request_refresh(LATEST, after=remaining)
+                return "", None
+            count += 1
+            resources = [{"group": r.key[0], "kind": r.key[1], "name": r.key[3]}
+                         for r in comp.resources if r.status != SYNCED]
+        if auto.prune and not auto.allow_empty and comp.resources and all(r.requires_pruning for r in comp.resources):
+            return f"Skipping sync attempt to {desired}: auto-sync will wipe out all resources", None
+        retry = policy.retry if policy.retry is not None else Retry(limit=sys_.automated_retry_limit)
+        op = {"sync": {"revision": desired, "prune": auto.prune,
+                       "syncOptions": [f"{k}={v}" for k, v in policy.sync_options.items()]},
+              "initiatedBy": {"automated": True}, "retry": _retry_dict(retry), "_retry": retry}
+        if count:
+            op["sync"]["autoHealAttemptsCount"] = count
+        if resources is not None:
+            op["sync"]["resources"] = resources
+        return "", op
+
+    def _self_heal_remaining(self, count: int, finished: float | None) -> float:
+        """``selfHealRemainingBackoff``: the back-off of attempt ``count`` minus the time since the last operation."""
+        duration, factor, cap = self.system.timings.self_heal_backoff
+        delay = backoff_step_delay(count, duration, factor, cap)
+        elapsed = self.env.now - finished if finished is not None else 0.0
+        return delay - elapsed
+
+    def _skip(self, reason: str, **detail: Any) -> None:
+        self.system.log.record(COMPONENT, "AutoSyncSkipped", self.key, revision=self.revision or "",
+                               detail={"reason": f"Skipping auto-sync: {reason}", **detail})
+
+    # ------------------------------------------------------------------ operations
+
+    def start_operation(self, op: dict[str, Any]) -> None:
+        if self.operation is not None:
+            raise LabkitError(f"another operation is already in progress for application {self.name}")
+        self.operation = op
+        self.op_process = self.env.process(self._run_operation(op))
+
+    def _run_operation(self, op: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+        sys_ = self.system
+        env = self.env
+        retry: Retry | None = op.pop("_retry", None)
+        started = env.now
+        state: dict[str, Any] = {"operation": op, "phase": "Running", "message": "", "startedAt": timestamp(started)}
+        self._write_op(state)
+        result = OperationResult("Error", "")
+        revision = op["sync"].get("revision") or ""
+        retry_count = 0
+        while True:
+            attempt_started = env.now
+            try:
+                result, revision = yield from self._attempt(op, state, started)
+            except (LabkitError, TemporaryError) as err:
+                result = OperationResult("Error", f"ComparisonError: {_error_text(err)}")
+            if result.phase in ("Failed", "Error") and retry is not None and retry.allows(retry_count):
+                retry_at = attempt_started  # message uses the pre-increment count, as upstream
+                wait_shown = retry.backoff.wait(retry_count)
+                retry_count += 1
+                state.update({"phase": "Running", "retryCount": retry_count, "finishedAt": timestamp(env.now),
+                              "message": f"{result.message}. Retrying attempt #{retry_count} at "
+                                         f"{_kitchen(env.now + wait_shown)}.",
+                              "syncResult": {"resources": result.resources, "revision": revision,
+                                             "source": _source_dict(self.spec) if self.spec else {}}})
+                self._write_op(state)
+                sys_.log.record(COMPONENT, "OperationRetrying", self.key, revision=revision,
+                                detail={"message": result.message, "retryCount": retry_count,
+                                        "wait": retry.backoff.wait(retry_count), "attemptStarted": retry_at})
+                yield env.timeout(retry.backoff.wait(retry_count))
+                state.pop("finishedAt", None)
+                continue
+            break
+        message = result.message
+        if result.phase in ("Failed", "Error") and retry_count > 0:
+            message = f"{message} (retried {retry_count} times)."
+        finished = env.now
+        state.update({"phase": result.phase, "message": message, "finishedAt": timestamp(finished),
+                      "syncResult": {"resources": result.resources, "revision": revision,
+                                     "source": _source_dict(self.spec) if self.spec else {}}})
+        if retry_count:
+            state["retryCount"] = retry_count
+        status = self._write_op(state, history=(result.phase == "Succeeded" and not op["sync"].get("resources")),
+                                revision=revision, started=started, op=op)
+        sys_.log.record(COMPONENT, "OperationCompleted", self.key, revision=revision,
+                        detail={"phase": result.phase, "message": message, "started": started,
+                                "duration": finished - started, "retries": retry_count,
+                                "selfHeal": bool(op["sync"].get("resources"))})
+        self.operation = None
+        self.op_process = None
+        self.last_status = status
+        self.request_refresh(LATEST)
+
+    def _attempt(self, op: dict[str, Any], state: dict[str, Any],
+                 started: float) -> Generator[simpy.Event, Any, tuple[OperationResult, str]]:
+        sys_ = self.system
+        env = self.env
+        obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+        if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return OperationResult("Error", "application is being deleted"), ""
+        spec = self._spec(obj)
+        self.spec = spec
+        dest_name, cluster = sys_.destination(spec)
+        revision = op["sync"].get("revision") or spec.source.target_revision
+        if len(revision) != 40:
+            yield env.timeout(sys_.timings.draw(self.rng, "git_ls_remote"))
+            revision = sys_.repo_server.resolve(spec.source.repo_url, revision)
+        targets = yield from self.targets_at(spec, revision, dest_name)
+        rules = list(spec.ignore_differences) + sys_.system_rules()
+        fresh = self.comparison
+        if fresh is not None and self._compared_at == env.now and fresh.revision == revision \
+                and fresh.targets is targets:
+            comp = fresh  # the refresh that started this operation compared at this very instant
+        else:
+            comp = compare(spec, targets, cluster, known_from_status(obj.get("status")), rules, sys_.verified,
+                           dest_name, namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
+                           dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
+        sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
+        options = dict(spec.sync_policy.sync_options)
+        for item in op["sync"].get("syncOptions") or []:
+            k, _, v = item.partition("=")
+            options[k] = v
+
+        def progress(phase: str, message: str, resources: list[dict[str, Any]]) -> None:
+            if state.get("message") != message or state.get("phase") != phase:
+                state.update({"phase": "Running", "message": message,
+                              "syncResult": {"resources": resources, "revision": revision,
+                                             "source": _source_dict(spec)}})
+                if phase == "Running":
+                    self._write_op(state)
+
+        ctx = SyncContext(
+            env=env, cluster=cluster, app=spec, comparison=comp, revision=revision,
+            prune=bool(op["sync"].get("prune")), options=options, resources=op["sync"].get("resources"),
+            started_unix=int((_EPOCH + timedelta(seconds=started)).timestamp()), rules=rules,
+            namespaced=lambda av, k: sys_.namespaced(dest_name, av, k), wake=self.op_wake,
+            record=lambda ev, subject, detail: sys_.log.record(COMPONENT, ev, self.key, revision=revision,
+                                                               detail={"resource": subject, **detail}),
+            deletion_approved=self._deletion_approved, verified=sys_.verified, cluster_name=dest_name,
+            get=sys_.live_getter(dest_name),
+            api_call=sys_.engine_timings.api_call, wave_delay=sys_.timings.sync_wave_delay,
+            poll=sys_.timings.operation_poll, started_at=started, on_progress=progress,
+        )
+        result = yield from SyncRun(ctx).run()
+        return result, revision
+
+    def _deletion_approved(self) -> float | None:
+        obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+        ann = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+        return _parse_ts(ann.get(DELETION_APPROVED_ANNOTATION))
+
+    def _write_op(self, state: dict[str, Any], *, history: bool = False, revision: str = "",
+                  started: float = 0.0, op: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.last_status:
+            obj: dict[str, Any] | None = {"status": self.last_status}  # we are the only writer of the status
+        else:
+            obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+        status = dict((obj or {}).get("status") or {})
+        st = {k: v for k, v in state.items()}
+        st["operation"] = {k: v for k, v in st["operation"].items() if not k.startswith("_")}
+        status["operationState"] = st
+        if history and self.spec is not None:
+            hist = list(status.get("history") or [])
+            next_id = max([h.get("id", -1) for h in hist] + [-1]) + 1
+            entry = {"revision": revision, "deployedAt": timestamp(self.env.now), "id": next_id,
+                     "source": _source_dict(self.spec), "deployStartedAt": timestamp(started),
+                     "initiatedBy": (op or {}).get("initiatedBy", {})}
+            hist.append(entry)
+            limit = self.spec.revision_history_limit
+            status["history"] = hist[-limit:] if limit > 0 else hist
+        if obj is not None:
+            self._write(status)
+        return status
+
+    # ------------------------------------------------------------------ deletion
+
+    def _finalize(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+        sys_ = self.system
+        md = obj.get("metadata") or {}
+        finalizers = [f for f in md.get("finalizers") or [] if f in RESOURCES_FINALIZERS]
+        if not finalizers:
+            yield self.env.timeout(sys_.timings.operation_poll) | self._wake
+            return
+        if self.op_process is not None and self.op_process.is_alive:
+            yield self.op_process  # the running operation ends (its next attempt sees the deletion)
+        background = any(f.endswith("/background") for f in finalizers)
+        try:
+            spec = self._spec(obj)
+            dest_name, cluster = sys_.destination(spec)
+        except LabkitError:
+            spec, dest_name, cluster = None, "", None
+        remaining = []
+        if cluster is not None and spec is not None:
+            app_opts = dict(spec.sync_policy.sync_options)
+            for api_version, key in known_from_status(obj.get("status")):
+                g, kind, ns, name = key
+                try:
+                    live = cluster.get(api_version, kind, name, ns or None)
+                except ApiError:
+                    continue
+                if live is None or not owns(self.name, live, sys_.namespaced(dest_name, api_version, kind)):
+                    continue
+                if SyncOptions.for_object(app_opts, live).has("Delete", "false"):
+                    continue
+                remaining.append(live)
+                if not (live.get("metadata") or {}).get("deletionTimestamp"):
+                    try:
+                        cluster.delete(api_version, kind, name, ns or None,
+                                       propagation="Background" if background else "Foreground")
+                        sys_.log.record(COMPONENT, "ResourceDeleted", self.key,
+                                        detail={"resource": f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}",
+                                                "reason": "cascade"})
+                    except ApiError as err:
+                        if err.reason != "NotFound":
+                            sys_.log.record(COMPONENT, "DeletionFailed", self.key, detail={"message": err.message})
+            if sys_.engine_timings.api_call > 0 and remaining:
+                yield self.env.timeout(len(remaining) * sys_.engine_timings.api_call)
+            still = []
+            for live in remaining:
+                lmd = live["metadata"]
+                try:
+                    if cluster.get(live["apiVersion"], live["kind"], lmd["name"], lmd.get("namespace")) is not None:
+                        still.append(live)
+                except ApiError:
+                    pass
+            if still:
+                yield self.env.timeout(sys_.timings.operation_poll) | self._wake
+                self.request_refresh(RECENT)
+                return
+        sys_.remove_finalizers(obj, finalizers)
+        sys_.log.record(COMPONENT, "ApplicationFinalized", self.key, detail={"finalizers": finalizers})
+        self.request_refresh(RECENT)
+
+
+def _error_text(err: Exception) -> str:
+    """A LabkitError that names a file keeps it (``app/c.yaml: line 5 ...``); otherwise just the message."""
+    if isinstance(err, LabkitError):
+        return str(err) if err.file else err.detail
+    return getattr(err, "message", "") or str(err)
+
+
+def backoff_step_delay(count: int, duration: float, factor: float, cap: float) -> float:
+    """The delay k8s ``wait.Backoff.Step()`` returns on its ``count``-th call (0 when ``count`` is 0)."""
+    d, steps, delay = duration, count, 0.0
+    for _ in range(count):
+        if steps < 1:
+            delay = d
+            continue
+        steps -= 1
+        delay = d
+        nd = d * factor
+        if cap > 0 and nd > cap:
+            d, steps = cap, 0
+        else:
+            d = nd
+    return delay
+
+
+def _source_dict(spec: ApplicationSpec | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    s = spec.source
+    out: dict[str, Any] = {"repoURL": s.repo_url, "targetRevision": s.target_revision}
+    if s.path:
+        out["path"] = s.path
+    return out
+
+
+def _source_key(source: Any) -> tuple[str, str]:
+    if not isinstance(source, dict):
+        return ("", "")
+    return (source.get("repoURL", ""), source.get("path", ""))
+
+
+def _retry_dict(retry: Retry) -> dict[str, Any]:
+    b: Backoff = retry.backoff
+    return {"limit": retry.limit, "backoff": {"duration": f"{b.duration:g}s", "factor": b.factor,
+                                              "maxDuration": f"{b.max_duration:g}s"}}

@@ -1,0 +1,476 @@
+"""``argocd-applicationset-controller``: generators, templates and the applicationsSync policies.
+
+An ApplicationSet turns *parameter sets* into Applications.  Each reconcile:
+
+1. **Generate parameters** (``generate``):
+
+   * ``list`` — one set per element (with ``goTemplate: false`` nested values
+     are flattened with dots, ``values.x``; everything becomes a string);
+   * ``clusters`` — one set per registered cluster (``ArgoSystem.add_cluster``)
+     whose labels match ``selector.matchLabels``; the management cluster
+     (``in-cluster``) takes part only when there is no selector, as in Argo.
+     Parameters ``name``, ``nameNormalized``, ``server``, ``project``,
+     ``metadata.labels.<k>``, ``metadata.annotations.<k>``, ``values.<k>``
+     (``values`` may themselves use the other parameters);
+   * ``git`` directories — every directory of the repository at ``revision``
+     that matches one of the ``directories[].path`` patterns (Go's ``path.Match``:
+     ``*`` never crosses ``/``) and none of the ``exclude: true`` ones — an
+     exclude always wins, whatever the order.  Parameters ``path``,
+     ``path.basename``, ``path.basenameNormalized``, ``path[N]`` segments (and
+     under ``goTemplate``: ``.path.path``, ``.path.basename``,
+     ``.path.segments``), ``commitSHA``;
+   * ``git`` files — every file matching ``files[].path``, parsed as YAML/JSON
+     (an object or a list of objects), flattened, plus the path parameters of
+     its directory and ``path.filename``;
+   * ``matrix`` — the cartesian product of two child generators, parameter sets
+     merged (the same key with two different values is an error, as upstream:
+     ``found duplicate key <k> with different value``).
+
+2. **Render** the template (``labkit.argo.template``) per parameter set, merge a
+   generator-level ``template`` over the ApplicationSet's, set the namespace,
+   an owner reference to the ApplicationSet (so deleting it deletes them), and
+   validate every result as an Application (``labkit.argo.api``).  Any error —
+   a template error, an invalid rendered name, two Applications with the same
+   name — sets the ``ErrorOccurred`` condition with a message naming the
+   ApplicationSet and the field, and **nothing is created, updated or
+   deleted** in that reconcile.
+
+3. **Apply** according to ``syncPolicy.applicationsSync``: ``sync`` (default:
+   create, update, delete), ``create-update`` (never delete), ``create-delete``
+   (never update), ``create-only``.  Updates are server-side applies by
+   ``argocd-applicationset-controller``, so fields it set and no longer sets go
+   away.  Deleted Applications cascade to their resources when they carry the
+   resources finalizer, unless ``preserveResourcesOnDeletion`` (the finalizer is
+   removed first).
+
+Git generators are re-read every ``requeueAfterSeconds`` (default 180 s), and
+at once on a webhook for their repository; the cluster generator reacts to a new
+cluster; every generator reacts to a change of the ApplicationSet itself.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import posixpath
+import re
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping
+
+import simpy
+import yaml
+
+from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND, RESOURCES_FINALIZER,
+                             ApplicationSetSpec, ClusterGenerator, GitGenerator, ListGenerator, MatrixGenerator,
+                             parse_application, parse_applicationset)
+from labkit.argo.template import render_template, sanitize_name
+from labkit.clock import timestamp
+from labkit.errors import ApiError, LabkitError, TemporaryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labkit.argo.controller import ArgoSystem
+
+__all__ = ["AppSetController", "generate", "path_match", "COMPONENT", "FIELD_MANAGER"]
+
+COMPONENT = "argocd-applicationset-controller"
+FIELD_MANAGER = "argocd-applicationset-controller"
+
+
+def path_match(pattern: str, name: str) -> bool:
+    """Go's ``path.Match``: ``*`` and ``?`` never match ``/``; ``[...]`` classes."""
+    regex = ""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            regex += "[^/]*"
+        elif c == "?":
+            regex += "[^/]"
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                return False
+            body = pattern[i + 1:j]
+            if body.startswith("^"):
+                body = "!" + body[1:]
+            regex += "[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]"
+            i = j
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            regex += re.escape(pattern[i])
+        else:
+            regex += re.escape(c)
+        i += 1
+    return re.fullmatch(regex, name) is not None
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _flatten(v, f"{prefix}.{i}" if prefix else str(i), out)
+    else:
+        out[prefix] = "" if value is None else ("true" if value is True else "false" if value is False else str(value))
+
+
+def _path_params(directory: str, go: bool, prefix: str, commit: str, filename: str | None = None) -> dict[str, Any]:
+    base = posixpath.basename(directory)
+    if go:
+        p: dict[str, Any] = {"path": directory, "basename": base, "basenameNormalized": sanitize_name(base),
+                             "segments": directory.split("/")}
+        if filename is not None:
+            p["filename"] = filename
+            p["filenameNormalized"] = sanitize_name(filename)
+        out = {"path": p, "commitSHA": commit}
+        return {prefix: out} if prefix else out
+    name = f"{prefix}.path" if prefix else "path"
+    out = {name: directory, f"{name}.basename": base, f"{name}.basenameNormalized": sanitize_name(base),
+           (f"{prefix}.commitSHA" if prefix else "commitSHA"): commit}
+    if filename is not None:
+        out[f"{name}.filename"] = filename
+        out[f"{name}.filenameNormalized"] = sanitize_name(filename)
+    for i, seg in enumerate(directory.split("/")):
+        if seg:
+            out[f"{name}[{i}]"] = seg
+    return out
+
+
+class _Gen:
+    """Parameter generation with the ArgoSystem's clusters and repositories."""
+
+    def __init__(self, system: "ArgoSystem", spec: ApplicationSetSpec):
+        self.system = system
+        self.spec = spec
+        self.git_calls = 0
+
+    def params(self, gen: Any, path: str) -> list[dict[str, Any]]:
+        go = self.spec.go_template
+        if isinstance(gen, ListGenerator):
+            out = []
+            for e in gen.elements:
+                if go:
+                    out.append(copy.deepcopy(dict(e)))
+                else:
+                    flat: dict[str, Any] = {}
+                    _flatten(dict(e), "", flat)
+                    out.append(flat)
+            return out
+        if isinstance(gen, ClusterGenerator):
+            out = []
+            for entry in self.system.clusters.values():
+                if gen.match_labels:
+                    if entry.name == "in-cluster" and not entry.labels:
+                        continue
+                    if any(entry.labels.get(k) != v for k, v in gen.match_labels.items()):
+                        continue
+                base = {"name": entry.name, "nameNormalized": sanitize_name(entry.name), "server": entry.server,
+                        "project": ""}
+                if go:
+                    p: dict[str, Any] = dict(base, metadata={"labels": dict(entry.labels),
+                                                             "annotations": dict(entry.annotations)})
+                    p["values"] = {k: render_template(v, p, go=True, options=self.spec.go_template_options,
+                                                      path=f"{path}.values.{k}") for k, v in gen.values.items()}
+                else:
+                    p = dict(base)
+                    for k, v in entry.labels.items():
+                        p[f"metadata.labels.{k}"] = v
+                    for k, v in entry.annotations.items():
+                        p[f"metadata.annotations.{k}"] = v
+                    for k, v in gen.values.items():
+                        p[f"values.{k}"] = render_template(v, p, path=f"{path}.values.{k}")
+                out.append(p)
+            return out
+        if isinstance(gen, GitGenerator):
+            return self._git(gen, path)
+        if isinstance(gen, MatrixGenerator):
+            left = self.params(gen.generators[0], f"{path}.generators[0]")
+            right = self.params(gen.generators[1], f"{path}.generators[1]")
+            out = []
+            for a in left:
+                for b in right:
+                    out.append(_combine(a, b, path))
+            return out
+        raise LabkitError("unsupported generator", field=path)
+
+    def _git(self, gen: GitGenerator, path: str) -> list[dict[str, Any]]:
+        rs = self.system.repo_server
+        self.git_calls += 1
+        try:
+            sha = rs.resolve(gen.repo_url, gen.revision)
+        except LabkitError as err:
+            raise LabkitError(f"error generating params from git: {err.detail}", field=f"{path}.repoURL") from None
+        go = self.spec.go_template
+        out: list[dict[str, Any]] = []
+        if gen.directories:
+            dirs = rs.directories(gen.repo_url, sha)
+            for d in dirs:
+                include = any(path_match(x.path, d) for x in gen.directories if not x.exclude)
+                exclude = any(path_match(x.path, d) for x in gen.directories if x.exclude)
+                if include and not exclude:
+                    out.append(_path_params(d, go, gen.path_param_prefix, sha))
+        else:
+            repo = rs.repo(gen.repo_url)
+            files = sorted({f for f in rs.files(gen.repo_url, sha) for pat in gen.files if path_match(pat, f)})
+            for f in files:
+                try:
+                    data = yaml.safe_load(repo.read(f, sha))
+                except yaml.YAMLError as err:
+                    raise LabkitError(f"unable to process file '{f}': unable to parse file: {err}",
+                                      field=f"{path}.files") from None
+                items = data if isinstance(data, list) else [data or {}]
+                for item in items:
+                    if not isinstance(item, Mapping):
+                        raise LabkitError(f"unable to process file '{f}': not an object", field=f"{path}.files")
+                    if go:
+                        p = copy.deepcopy(dict(item))
+                    else:
+                        p = {}
+                        _flatten(dict(item), "", p)
+                    p.update(_path_params(posixpath.dirname(f), go, gen.path_param_prefix, sha,
+                                          filename=posixpath.basename(f)))
+                    out.append(p)
+        for p in out:
+            for k, v in gen.values.items():
+                rendered = render_template(v, p, go=go, options=self.spec.go_template_options,
+                                           path=f"{path}.values.{k}")
+                if go:
+                    p.setdefault("values", {})[k] = rendered
+                else:
+                    p[f"values.{k}"] = rendered
+        return out
+
+
+def _combine(a: Mapping[str, Any], b: Mapping[str, Any], path: str) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if k in out and out[k] != v:
+            raise LabkitError(f"found duplicate key {k} with different value, a: {out[k]} ,b: {v}", field=path)
+        out[k] = v
+    return out
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for k, v in (over or {}).items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def generate(system: "ArgoSystem", spec: ApplicationSetSpec, owner: Mapping[str, Any] | None = None
+             ) -> tuple[list[dict[str, Any]], int]:
+    """Every Application the ApplicationSet should have, validated; ``(apps, git calls)``. Raises LabkitError."""
+    g = _Gen(system, spec)
+    apps: list[dict[str, Any]] = []
+    names: dict[str, int] = {}
+    for i, gen in enumerate(spec.generators):
+        path = f"spec.generators[{i}]"
+        template = _merge(spec.template, getattr(gen, "template", None))
+        for params in g.params(gen, path):
+            rendered = render_template(template, params, go=spec.go_template, options=spec.go_template_options)
+            md = dict(rendered.get("metadata") or {})
+            md["namespace"] = md.get("namespace") or system.namespace
+            app = {"apiVersion": API_VERSION, "kind": APPLICATION_KIND, "metadata": md,
+                   "spec": rendered.get("spec") or {}}
+            if owner is not None:
+                md["ownerReferences"] = [{"apiVersion": API_VERSION, "kind": APPLICATIONSET_KIND,
+                                          "name": owner["metadata"]["name"], "uid": owner["metadata"].get("uid", ""),
+                                          "controller": True, "blockOwnerDeletion": True}]
+            where = f"{APPLICATIONSET_KIND}/{spec.namespace}/{spec.name}"
+            try:
+                parse_application(app, where, default_namespace=system.namespace)
+            except LabkitError as err:
+                raise LabkitError(f"generated Application is invalid: {err.detail}",
+                                  field=f"spec.template.{err.field}" if err.field else "spec.template") from None
+            name = md.get("name", "")
+            if name in names:
+                raise LabkitError(f"ApplicationSet {spec.name} contains applications with duplicate name: {name}",
+                                  field="spec.template.metadata.name")
+            names[name] = 1
+            apps.append(app)
+    return apps, g.git_calls
+
+
+def _git_generators(spec: ApplicationSetSpec) -> list[GitGenerator]:
+    out: list[GitGenerator] = []
+
+    def walk(gen: Any) -> None:
+        if isinstance(gen, GitGenerator):
+            out.append(gen)
+        elif isinstance(gen, MatrixGenerator):
+            for c in gen.generators:
+                walk(c)
+    for gen in spec.generators:
+        walk(gen)
+    return out
+
+
+class AppSetController:
+    """The reconcile loop of one ApplicationSet (see module docstring)."""
+
+    def __init__(self, system: "ArgoSystem", namespace: str, name: str, generation: Any):
+        self.system = system
+        self.env = system.env
+        self.namespace = namespace
+        self.name = name
+        self.generation = generation
+        self.key = f"{APPLICATIONSET_KIND}/{namespace}/{name}"
+        self.rng = system.rng(f"appset:{namespace}/{name}")
+        self.spec: ApplicationSetSpec | None = None
+        self.gone = False
+        self.reconciles = 0
+        self._pending = False
+        self._wake = self.env.event()
+        self._timer_at: float | None = None
+        self.process = self.env.process(self._loop())
+
+    def request(self, after: float = 0.0) -> None:
+        if after > 0:
+            at = self.env.now + after
+            if self._timer_at is not None and self._timer_at <= at and self._timer_at > self.env.now:
+                return
+            self._timer_at = at
+
+            def later() -> Generator[simpy.Event, Any, None]:
+                yield self.env.timeout(after)
+                if self._timer_at == at:
+                    self._timer_at = None
+                    self.request()
+            self.env.process(later())
+            return
+        self._pending = True
+        if not self._wake.triggered:
+            self._wake.succeed()
+
+    def uses_repo(self, urls: set[str]) -> bool:
+        return self.spec is not None and any(g.repo_url.rstrip("/") in urls for g in _git_generators(self.spec))
+
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        self.request()
+        while True:
+            if not self._pending:
+                yield self._wake
+            if self._wake.triggered:
+                self._wake = self.env.event()
+            self._pending = False
+            obj = self.system.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
+            if obj is None:
+                self.gone = True
+                self.system.appsets.pop((self.namespace, self.name), None)
+                self.system.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
+                return
+            yield from self._reconcile(obj)
+
+    def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+        sys_ = self.system
+        self.reconciles += 1
+        try:
+            spec = parse_applicationset(obj, self.key, default_namespace=sys_.namespace)
+        except LabkitError as err:
+            self._status(obj, error=str(err), reason="ApplicationSetSpecError")
+            return
+        self.spec = spec
+        gits = _git_generators(spec)
+        if gits:
+            yield self.env.timeout(sum(sys_.timings.draw(self.rng, "git_ls_remote") for _ in gits))
+        try:
+            desired, _ = generate(sys_, spec, obj)
+        except (LabkitError, TemporaryError) as err:
+            msg = str(err) if isinstance(err, LabkitError) else getattr(err, "message", str(err))
+            reason = "RenderTemplateParamsError" if "template" in msg or "spec.template" in msg else \
+                "ApplicationGenerationFromParamsError"
+            self._status(obj, error=f"{self.key}: {msg}", reason=reason)
+            sys_.log.record(COMPONENT, "GenerationFailed", self.key, detail={"message": msg, "reason": reason})
+            self._requeue(gits)
+            return
+        uid = obj["metadata"].get("uid")
+        existing = {a["metadata"]["name"]: a for a in sys_.mgmt.list(API_VERSION, APPLICATION_KIND, sys_.namespace)
+                    if any(r.get("uid") == uid for r in a["metadata"].get("ownerReferences") or [])}
+        errors: list[str] = []
+        wanted = set()
+        for app in desired:
+            name = app["metadata"]["name"]
+            wanted.add(name)
+            if name in existing:
+                if not spec.allows_update:
+                    continue
+                before = existing[name]["metadata"].get("resourceVersion")
+                try:
+                    res = sys_.mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
+                except ApiError as err:
+                    errors.append(err.message)
+                    continue
+                if res["metadata"].get("resourceVersion") != before:
+                    sys_.log.record(COMPONENT, "ApplicationUpdated", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+                                    detail={"applicationSet": self.name})
+                continue
+            other = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+            if other is not None:
+                errors.append(f"attempting to create application {name} but it already exists and is not owned by "
+                              f"ApplicationSet {self.name}")
+                continue
+            try:
+                sys_.mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
+            except ApiError as err:
+                errors.append(err.message)
+                continue
+            sys_.log.record(COMPONENT, "ApplicationCreated", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+                            detail={"applicationSet": self.name})
+        if spec.allows_delete:
+            for name, app in sorted(existing.items()):
+                if name in wanted:
+                    continue
+                if spec.preserve_resources_on_deletion:
+                    fins = [f for f in app["metadata"].get("finalizers") or [] if not f.startswith(RESOURCES_FINALIZER)]
+                    if fins != (app["metadata"].get("finalizers") or []):
+                        upd = json.loads(json.dumps(app))
+                        upd["metadata"]["finalizers"] = fins
+                        upd["metadata"].pop("managedFields", None)
+                        sys_.mgmt.update(upd, field_manager=FIELD_MANAGER)
+                sys_.mgmt.delete(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+                sys_.log.record(COMPONENT, "ApplicationDeleted", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+                                detail={"applicationSet": self.name})
+        self._status(obj, error="; ".join(errors), reason="ApplicationSetUpToDate" if not errors else "CreateApplicationError",
+                     apps=sorted(wanted))
+        sys_.log.record(COMPONENT, "Reconciled", self.key, detail={"applications": len(wanted),
+                                                                   "policy": spec.applications_sync})
+        self._requeue(gits)
+
+    def _requeue(self, gits: list[GitGenerator]) -> None:
+        if gits:
+            after = min(g.requeue_after if g.requeue_after is not None else self.system.timings.appset_requeue
+                        for g in gits)
+            self.request(after=after)
+
+    def _status(self, obj: dict[str, Any], *, error: str, reason: str, apps: Iterable[str] = ()) -> None:
+        now = timestamp(self.env.now)
+        if error:
+            conds = [{"type": "ErrorOccurred", "status": "True", "reason": reason, "message": error,
+                      "lastTransitionTime": now},
+                     {"type": "ResourcesUpToDate", "status": "False", "reason": "ErrorOccurred", "message": error,
+                      "lastTransitionTime": now}]
+        else:
+            conds = [{"type": "ErrorOccurred", "status": "False", "reason": reason,
+                      "message": "Successfully generated parameters for all Applications", "lastTransitionTime": now},
+                     {"type": "ParametersGenerated", "status": "True", "reason": "ParametersGenerated",
+                      "message": "Successfully generated parameters for all Applications", "lastTransitionTime": now},
+                     {"type": "ResourcesUpToDate", "status": "True", "reason": "ApplicationSetUpToDate",
+                      "message": "All applications have been generated successfully", "lastTransitionTime": now}]
+        old = obj.get("status") or {}
+        prev = {c.get("type"): c for c in old.get("conditions") or []}
+        for c in conds:
+            p = prev.get(c["type"])
+            if p and p.get("status") == c["status"] and p.get("message") == c["message"]:
+                c["lastTransitionTime"] = p.get("lastTransitionTime", now)
+        status = {"conditions": conds}
+        if apps:
+            status["resources"] = [{"group": "argoproj.io", "version": "v1alpha1", "kind": APPLICATION_KIND,
+                                    "namespace": self.system.namespace, "name": n} for n in apps]
+        try:
+            self.system.mgmt.patch_status(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace, status,
+                                          field_manager=FIELD_MANAGER)
+        except ApiError:
+            pass
+
