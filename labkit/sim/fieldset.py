@@ -28,6 +28,7 @@ way conflict messages do (``.spec.template.spec.containers[name="web"].image``) 
 from __future__ import annotations
 
 import json
+import marshal
 from typing import Any, Iterable
 
 Path = tuple
@@ -199,11 +200,20 @@ def remove(obj: dict, path: Path) -> bool:
 
 
 def copy(v: Any) -> Any:
-    """A fast deep copy of JSON-like data."""
+    """A fast deep copy of JSON-like data (``marshal`` round trip; plain recursion for anything else)."""
+    if isinstance(v, (dict, list)):
+        try:
+            return marshal.loads(marshal.dumps(v))
+        except ValueError:  # a value marshal does not know (never in API objects, but be safe)
+            return _copy(v)
+    return v
+
+
+def _copy(v: Any) -> Any:
     if isinstance(v, dict):
-        return {k: copy(x) if isinstance(x, (dict, list)) else x for k, x in v.items()}
+        return {k: _copy(x) if isinstance(x, (dict, list)) else x for k, x in v.items()}
     if isinstance(v, list):
-        return [copy(x) if isinstance(x, (dict, list)) else x for x in v]
+        return [_copy(x) if isinstance(x, (dict, list)) else x for x in v]
     return v
 
 
