@@ -3,6 +3,7 @@
     labkit scenarios [NAME]                 list scenarios, or show one's parameters and metrics
     labkit run NAME [--param k=v]... [--seed N] [--cluster sim|kwok|kind|CONTEXT] [--out DIR] [--json]
     labkit run --all [--out DIR]            every scenario into DIR/<name>/ (default reports/)
+    labkit try PATH_OR_GIT_URL [...]        reconcile your own manifest repo in the simulator (labkit.tryrepo.cli)
     labkit lab [JUPYTER ARGS...]            JupyterLab in notebooks/
 
 Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
@@ -70,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", metavar="NAME", help="Jupyter kernel to execute with (default: $LABKIT_KERNEL or python3)")
     p.set_defaults(func=cmd_run)
 
+    from labkit.tryrepo.cli import add_parser as add_try_parser  # `labkit try` (labkit.tryrepo)
+
+    add_try_parser(sub)
+
     p = sub.add_parser("lab", help="open JupyterLab in the notebooks folder")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
     p.set_defaults(func=cmd_lab)
+    add_cluster_commands(sub)
     return parser
 
 
@@ -250,6 +256,107 @@ def cmd_lab(args: argparse.Namespace) -> int:
         # become JupyterLab, so Ctrl-C and its shutdown prompt behave as usual
         os.execv(cmd[0], cmd)
     return subprocess.call(cmd)  # pragma: no cover - Windows has no real exec
+
+
+# ------------------------------------------------------------------ labkit cluster (real clusters)
+
+def add_cluster_commands(sub: Any) -> None:
+    """``labkit cluster build|create|delete|status``: provision a real cluster (see labkit.kube)."""
+    p = sub.add_parser(
+        "cluster", help="provision a real cluster: build | create | delete | status",
+        description=(
+            "Real clusters for labkit. --provider kwok runs a real control plane (etcd, kube-apiserver, "
+            "kube-controller-manager, kube-scheduler) and KWOK fake nodes as local processes on 127.0.0.1, "
+            "built from source by `labkit cluster build`; --provider kind needs Docker and the kind CLI."
+        ),
+    )
+    csub = p.add_subparsers(dest="cluster_command", metavar="ACTION")
+    b = csub.add_parser("build", help="build the control plane and KWOK from Go module sources")
+    b.add_argument("--component", action="append", metavar="NAME",
+                   help="build only this component (repeatable; default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.set_defaults(func=cmd_cluster_build)
+    for action, text in (("create", "start a cluster"), ("delete", "stop a cluster and remove its data"),
+                         ("status", "show what runs")):
+        c = csub.add_parser(action, help=text)
+        c.add_argument("--provider", choices=("kwok", "kind"), default="kwok",
+                       help="kwok: local control plane built from source (default); kind: Docker")
+        c.add_argument("--name", default="labkit", help="cluster name (default labkit)")
+        if action == "create":
+            c.add_argument("--nodes", type=int, default=3, help="fake nodes (kwok provider; default 3)")
+            c.add_argument("--missing-image", action="append", default=[], metavar="IMAGE",
+                           help="an image the fake kubelets fail to pull (kwok provider; repeatable)")
+            c.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS",
+                           help="give up if the cluster is not ready by then (default 180)")
+        c.set_defaults(func=cmd_cluster)
+
+    def cluster_usage(_args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=cluster_usage)
+
+
+def cmd_cluster_build(args: argparse.Namespace) -> int:
+    from labkit.kube import build as kbuild
+
+    components = tuple(args.component) if args.component else kbuild.CONTROL_PLANE + kbuild.KWOK_COMMANDS
+    report = kbuild.build(components, force=args.force, log=lambda m: print(m, file=sys.stderr))
+    print(f"built in {report.seconds:.0f} s (peak RSS {report.max_rss_mb:.0f} MiB): "
+          f"{kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    import time
+
+    from labkit.kube import controlplane as cp, kind
+
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.provider == "kind":
+        if args.cluster_command == "create":
+            kc = kind.create(args.name, log=say)
+            print(f"kind cluster {kc.name!r} ready; kubeconfig {kc.kubeconfig} (context {kc.context})")
+            print(f"  export KUBECONFIG={kc.kubeconfig}")
+        elif args.cluster_command == "delete":
+            kind.delete(args.name, log=say)
+            print(f"kind cluster {args.name!r} deleted")
+        else:
+            present = kind.exists(args.name)
+            print(f"kind cluster {args.name!r}: {'running' if present else 'not found'}"
+                  + (f"; kubeconfig {kind.kubeconfig_path(args.name)}" if present else ""))
+            return 0 if present else 1
+        return 0
+    if args.cluster_command == "create":
+        from labkit.kube.stages import StageOptions
+
+        if args.nodes < 1:
+            raise LabkitError("at least one node is needed", field="--nodes")
+        state = cp.create(args.name, nodes=args.nodes, stage_options=StageOptions(missing_images=args.missing_image),
+                          timeout=args.timeout, log=say)
+        print(f"cluster {state.name!r} ready in {state.ready_seconds:.1f} s: {state.server} "
+              f"({len(state.nodes)} KWOK nodes, Kubernetes {state.version})")
+        print(f"  kubeconfig {state.kubeconfig} (context {state.context})")
+        print(f"  export KUBECONFIG={state.kubeconfig}")
+        return 0
+    if args.cluster_command == "delete":
+        t0 = time.monotonic()
+        if cp.delete(args.name, log=say):
+            print(f"cluster {args.name!r} deleted in {time.monotonic() - t0:.1f} s")
+        else:
+            print(f"no cluster named {args.name!r}")
+        return 0
+    st = cp.status(args.name)
+    if not st.exists:
+        print(f"no cluster named {args.name!r} (create one with `labkit cluster create --name {args.name}`)")
+        return 1
+    print(f"cluster {st.name!r}: {'running' if st.running else 'NOT running'} ({st.state}); API {st.server} "
+          f"{'ready' if st.ready else 'not ready'}; nodes Ready {st.nodes_ready}/{st.nodes}")
+    for c in st.components:
+        port = f"127.0.0.1:{c.port}" if c.port else "-"
+        print(f"  {c.name:<24} pid {c.pid:<8} {'running' if c.running else 'stopped':<8} {port:<16} log {c.log}")
+    print(f"  kubeconfig {st.kubeconfig}")
+    return 0 if st.running else 1
 
 
 # ------------------------------------------------------------------ entry point

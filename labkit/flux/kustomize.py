@@ -10,7 +10,8 @@ returning its result and owning one failure reason:
 ``build``  render ``spec.path`` with real kustomize (confined to the artifact),
            set ``targetNamespace``, add the owner labels, run ``postBuild``
            substitution, refuse SOPS-encrypted Secrets without ``decryption``
-           → ``BuildFailed``;
+           → ``BuildFailed`` (a ``spec.path`` missing from the revision →
+           ``ArtifactFailed``, as Flux checks the path before building);
 ``plan``   dry-run every object and compare with the live state
            (``labkit.engine.plan``) — a failed dry-run applies nothing;
 ``apply``  staged server-side apply of what changed (``labkit.engine.apply``)
@@ -60,6 +61,7 @@ from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
+from labkit.gitops.render import PathConfinementError, PathNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
     from labkit.flux.system import FluxSystem
@@ -205,6 +207,11 @@ class KustomizationReconciler:
             objects = sys_.build(root, obj.get("spec") or {}, sha, self.namespace, spec.post_build)
             own_objects(objects, self.name, self.namespace, sys_.cluster)
             self._check_sops(objects, spec)
+        except PathNotFoundError as err:  # Flux: the path is checked before building, reason ArtifactFailed
+            raise StageFailed(C.ARTIFACT_FAILED, f"spec.path: {err.flux_message}") from None
+        except PathConfinementError as err:
+            where = "spec.path: " if err.path == ((obj.get("spec") or {}).get("path") or "./") else ""
+            raise StageFailed(C.BUILD_FAILED, where + (err.detail if where else str(err))) from None
         except LabkitError as err:
             raise StageFailed(C.BUILD_FAILED, str(err)) from None
         sys_.log.record(COMPONENT, "Built", self.key, revision=revision,
@@ -280,7 +287,10 @@ class KustomizationReconciler:
         t2 = env.now
         to_check: list[dict] = []
         if spec.wait:
-            to_check = list(objects)
+            # kustomize-controller skips itself ("guard against deadlock: waiting on itself")
+            to_check = [o for o in objects if not (o.get("kind") == KIND and o.get("apiVersion", "").startswith("kustomize.toolkit.fluxcd.io/")
+                                                   and (o.get("metadata") or {}).get("name") == self.name
+                                                   and (o.get("metadata") or {}).get("namespace") == self.namespace)]
         elif spec.health_checks:
             for hc in spec.health_checks:
                 to_check.append({"apiVersion": hc.api_version or "v1", "kind": hc.kind,

@@ -264,3 +264,24 @@ def test_immutable_field_without_force_fails_with_api_message(make_lab):
     assert ready["reason"] == "ReconciliationFailed"
     assert ready["message"].startswith('Job/default/migrate dry-run failed (Invalid): Job.batch "migrate" is invalid: spec.template')
     assert ready["message"].endswith("field is immutable")
+
+
+def test_wait_skips_the_kustomization_itself(make_lab):
+    """A Kustomization that renders itself with wait: true must not health-check itself (Flux guards the deadlock)."""
+    self_ks = """apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 10m
+  sourceRef: {kind: GitRepository, name: fleet}
+  path: ./apps
+  prune: true
+  wait: true
+"""
+    lab = make_lab({"apps/a.yaml": cm("a", x="1"), "apps/self.yaml": self_ks})
+    lab.source()
+    lab.kustomization(wait=True)
+    lab.run(30)
+    assert lab.ready()["reason"] == "ReconciliationSucceeded"

@@ -1,0 +1,86 @@
+"""The ``labkit try`` subcommand: arguments, and what goes to stdout, stderr and ``--out``.
+
+``labkit try PATH_OR_GIT_URL [--path SUBDIR]... [--dialect flux|argo] [--ref REV] [--history N]
+[--missing-image REF]... [--seed N] [--out DIR] [--json] [--strict]``
+
+* the terminal report (``labkit.tryrepo.report.print_report``) goes to stdout,
+  unless ``--json``, which prints exactly one JSON document (schema
+  ``labkit.try/v1``, see ``labkit.tryrepo.model``) and nothing else;
+* ``--out DIR`` writes ``report.html`` (figures embedded), ``report.json`` and
+  the figures as PNG files;
+* exit codes: 0 when the analysis ran (whatever it found); with ``--strict``,
+  1 when a unit failed or an ``error`` pitfall was found; 2 for bad input
+  (printed by ``labkit.cli.main`` as one ``labkit: error: <file>: <field>:
+  <message>`` line, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "cmd_try"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``try`` on an ``argparse`` sub-parsers object."""
+    p = sub.add_parser(
+        "try",
+        help="reconcile your own manifest repository in the simulator and report its GitOps pitfalls",
+        description=(
+            "Reconcile a local manifest repository (a directory, a git work tree or a file:// URL) with the Flux "
+            "or Argo CD dialect in a fresh simulated cluster, and report per object and per Kustomization / "
+            "Application what happened, the apply order, and GitOps pitfalls with file, line and fix."),
+    )
+    p.add_argument("target", metavar="PATH_OR_GIT_URL", help="the repository root (paths in Flux/Argo objects are "
+                                                              "relative to it)")
+    p.add_argument("--path", action="append", default=[], metavar="SUBDIR",
+                   help="reconcile this directory as `flux bootstrap --path` would (repeatable); default: discover")
+    p.add_argument("--dialect", choices=("flux", "argo"),
+                   help="reconcile only this dialect's objects; for plain kustomize directories, the dialect to use "
+                        "(default flux)")
+    p.add_argument("--ref", metavar="REV", help="a branch, tag or commit to reconcile instead of the working tree")
+    p.add_argument("--history", type=int, default=5, metavar="N",
+                   help="commits of history to check (StatefulSet volumeClaimTemplates, secrets); 0 disables "
+                        "(default 5)")
+    p.add_argument("--missing-image", action="append", default=[], metavar="REF",
+                   help="an image reference that does not exist in the registry (repeatable; without a tag the "
+                        "whole repository is missing); every other image is assumed pullable")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default 0)")
+    p.add_argument("--out", metavar="DIR", help="write report.html, report.json and figures here")
+    p.add_argument("--json", action="store_true", help="print the JSON report to stdout (nothing else)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a unit failed or an error pitfall was found")
+    p.set_defaults(func=cmd_try)
+    return p
+
+
+def cmd_try(args: argparse.Namespace) -> int:
+    from labkit.tryrepo.report import print_report
+    from labkit.tryrepo.run import TryOptions, try_repo
+
+    opts = TryOptions(paths=list(args.path), dialect=args.dialect, ref=args.ref, history=args.history,
+                      seed=args.seed, missing_images=list(args.missing_image),
+                      out=Path(args.out) if args.out else None)
+    if args.json:
+        result = try_repo(args.target, opts)
+    else:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        with err.status(f"reconciling {args.target} in the simulator ...", spinner="dots"):
+            result = try_repo(args.target, opts)
+    try:
+        rep = result.report
+        if args.json:
+            print(rep.to_json())
+        else:
+            print_report(rep)
+            for name, path in result.outputs.items():
+                print(f"  {name:<14} {path}")
+        if args.strict:
+            s = rep.summary()
+            if s["units_failed"] or s["pitfalls_by_severity"]["error"]:
+                return 1
+        return 0
+    finally:
+        result.close()
