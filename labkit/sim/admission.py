@@ -11,8 +11,9 @@ and the *message form* of ``k8s.io/kubernetes/pkg/apis/*/validation``:
     'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and
     'minReadySeconds' are forbidden
 
-Values inside messages are rendered the way Go's ``%#v`` prints them
-(``map[string]string{"app":"web"}``, ``v1.LabelSelector{MatchLabels:...}``).
+Values inside messages are rendered as the 1.34 API server renders them: compact
+JSON (``{"matchLabels":{"app":"web"}}``, ``["10.96.0.20"]``) — checked against a real
+kube-apiserver v1.34.2 by ``tests/kube/test_parity.py``.
 ``validate(info, new, old)`` runs on create (``old`` is None) and on every update,
 after defaulting, on the fully merged object — so a dry-run sees exactly the
 refusal the real write would get, and a refused write changes nothing.
@@ -55,40 +56,19 @@ WORKLOADS = {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulS
 
 
 def go_value(v: Any, type_name: str = "") -> str:
-    """Render a value as Go's ``%#v`` would (close enough to read identically)."""
-    if isinstance(v, dict):
-        if all(isinstance(x, str) for x in v.values()):
-            inner = ", ".join(f"{json.dumps(k)}:{json.dumps(x)}" for k, x in sorted(v.items()))
-            return f"map[string]string{{{inner}}}"
-        inner = ", ".join(f"{json.dumps(k)}:{go_value(x)}" for k, x in v.items())
-        return f"map[string]interface {{}}{{{inner}}}"
-    if isinstance(v, list):
-        return "[]interface {}{" + ", ".join(go_value(x) for x in v) + "}"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    """Render an invalid value as ``field.Invalid`` does since Kubernetes 1.33: compact JSON (map keys sorted)."""
+    return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 
 def go_selector(sel: Any) -> str:
+    """A LabelSelector as JSON with the struct's field order and ``omitempty`` (matchLabels, matchExpressions)."""
     sel = sel if isinstance(sel, dict) else {}
-    ml = sel.get("matchLabels")
-    ml_s = go_value(ml) if ml else "map[string]string(nil)"
-    me = sel.get("matchExpressions")
-    me_s = "[]v1.LabelSelectorRequirement(nil)"
-    if me:
-        parts = []
-        for r in me:
-            vals = ", ".join(json.dumps(x) for x in r.get("values") or [])
-            parts.append(
-                f'v1.LabelSelectorRequirement{{Key:{json.dumps(r.get("key", ""))}, '
-                f'Operator:{json.dumps(r.get("operator", ""))}, Values:[]string{{{vals}}}}}'
-            )
-        me_s = "[]v1.LabelSelectorRequirement{" + ", ".join(parts) + "}"
-    return f"v1.LabelSelector{{MatchLabels:{ml_s}, MatchExpressions:{me_s}}}"
+    out: dict[str, Any] = {}
+    if sel.get("matchLabels"):
+        out["matchLabels"] = dict(sorted(sel["matchLabels"].items()))
+    if sel.get("matchExpressions"):
+        out["matchExpressions"] = [{k: r[k] for k in ("key", "operator", "values") if r.get(k)} for r in sel["matchExpressions"]]
+    return json.dumps(out, separators=(",", ":"))
 
 
 def go_pod_template(tpl: Any) -> str:
@@ -183,7 +163,7 @@ def validate(info: KindInfo, new: dict[str, Any], old: dict[str, Any] | None) ->
         if gk == ("", "Service"):
             old_ip, new_ip = old_spec.get("clusterIP"), spec.get("clusterIP")
             if old_ip and old_ip != "None" and new_ip != old_ip:
-                causes.append(FieldCause("spec.clusterIPs[0]", f'Invalid value: []string{{{json.dumps(new_ip or "")}}}: may not change once set'))
+                causes.append(FieldCause("spec.clusterIPs[0]", f'Invalid value: {json.dumps([new_ip or ""])}: may not change once set'))
         if gk == ("", "PersistentVolumeClaim"):
             a = {k: v for k, v in spec.items() if k not in ("resources", "volumeAttributesClassName", "volumeName")}
             b = {k: v for k, v in old_spec.items() if k not in ("resources", "volumeAttributesClassName", "volumeName")}

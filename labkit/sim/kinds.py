@@ -261,8 +261,9 @@ def apply_type_error(info: KindInfo, obj: dict[str, Any], errs: list[tuple[str, 
     if "/" not in gv:
         gv = "/" + gv
     body = parts[0] if len(parts) == 1 else "errors:\n  " + "\n  ".join(parts)
+    # the real API server answers this one with a 500 InternalError (checked against v1.34.2)
     return ApiError(
-        "BadRequest",
+        "InternalError",
         f"failed to create typed patch object ({ns}/{name}; {gv}, Kind={info.kind}): {body}",
     )
 

@@ -83,7 +83,7 @@ def test_failed_dry_run_applies_nothing(cluster):
     with pytest.raises(DryRunFailed) as err:
         run(cluster, apply_staged(cluster.env, cluster, [good, bad_deploy], ApplyOptions()))
     assert str(err.value) == (
-        "Deployment/default/web dry-run failed (BadRequest): failed to create typed patch object "
+        "Deployment/default/web dry-run failed (InternalError): failed to create typed patch object "
         "(default/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float), got string"
     )
     assert cluster.get("v1", "ConfigMap", "ok", "default") is None

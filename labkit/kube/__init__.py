@@ -1,0 +1,22 @@
+"""Real clusters: a control plane built from source (KWOK fake nodes), kind, and the seam over the official client.
+
+The engine and the Flux dialect talk to a cluster only through ``labkit.cluster.Cluster``.
+This package gives that seam a real API server behind it, and provisions one:
+
+* ``labkit.kube.client`` — ``KubeCluster``, the seam over the official ``kubernetes``
+  client (``DynamicClient`` with discovery; server-side apply as
+  ``application/apply-patch+yaml``; the API server's Status translated into
+  ``labkit.errors.ApiError`` unchanged);
+* ``labkit.kube.build`` — ``labkit cluster build``: etcd, kube-apiserver,
+  kube-controller-manager, kube-scheduler and KWOK compiled from the Go module proxy;
+* ``labkit.kube.controlplane`` — ``labkit cluster create|delete|status --provider kwok``:
+  those binaries as loopback-only local processes with generated certificates, and
+  KWOK playing every kubelet;
+* ``labkit.kube.stages`` — the KWOK Stage set: readiness delays with jitter, image-pull
+  failures for images the lab marks as missing, Job completion, deletion, and KWOK's
+  per-pod CPU usage emulation;
+* ``labkit.kube.kind`` — ``--provider kind`` for users with Docker.
+
+Submodules are imported explicitly; importing this package loads none of them (the
+``kubernetes`` client and ``cryptography`` are only needed when a real cluster is used).
+"""
