@@ -19,7 +19,7 @@ STAMP := $(VENV)/.labkit-installed
 OUT   ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: lab test bench setup clean help
+.PHONY: lab test bench setup clean help controlplane
 
 help:
 	@echo "make lab    run every scenario headless on the embedded simulator into $(OUT)/"
@@ -46,8 +46,21 @@ lab: $(STAMP)
 	$(VENV)/bin/labkit run --all --out $(OUT)
 	@echo "Reports are in $(OUT)/ : one folder per scenario with the executed notebook, metrics.json, figures and run.log."
 
-test: $(STAMP)
+test: $(STAMP) controlplane
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# KWOK) built from Go module sources into ~/.cache/labkit, for the real-cluster and
+# parity tests.  Cached: a no-op once built (the first build takes 15-30 min on 2 cores).
+# Skipped when Go is absent or LABKIT_SKIP_CONTROLPLANE=1 (those tests then skip, saying why).
+controlplane: $(STAMP)
+	@if [ -n "$$LABKIT_SKIP_CONTROLPLANE" ] && [ "$$LABKIT_SKIP_CONTROLPLANE" != "0" ]; then \
+	  echo "LABKIT_SKIP_CONTROLPLANE set: not building the real control plane (tests/kube integration tests will skip)"; \
+	elif ! command -v go >/dev/null 2>&1; then \
+	  echo "no Go toolchain: not building the real control plane (tests/kube integration tests will skip)"; \
+	else \
+	  $(VENV)/bin/labkit cluster build; \
+	fi
 
 bench: $(STAMP)
 	@shopt -s nullglob; scripts=(benchmarks/bench_*.py); \
