@@ -302,8 +302,11 @@ def cmd_cluster_build(args: argparse.Namespace) -> int:
 
     components = tuple(args.component) if args.component else kbuild.CONTROL_PLANE + kbuild.KWOK_COMMANDS
     report = kbuild.build(components, force=args.force, log=lambda m: print(m, file=sys.stderr))
-    print(f"built in {report.seconds:.0f} s (peak RSS {report.max_rss_mb:.0f} MiB): "
-          f"{kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
+    if all(s.skipped for s in report.steps):
+        print(f"up to date: {kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
+    else:
+        print(f"built in {report.seconds:.0f} s (peak RSS {report.max_rss_mb:.0f} MiB): "
+              f"{kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
     return 0
 
 

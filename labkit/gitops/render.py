@@ -92,6 +92,17 @@ YAML→JSON keeps them as strings), so every parsed object is plain JSON data.
 ``parse_manifests`` / ``load_manifests`` read hand-written files: a syntax
 error names the file, line and column; a key repeated in one mapping is an
 error, as it is for kustomize (``mapping key "x" already defined at line N``).
+
+Manifests get the same strict reading (``lint_manifest``): the ``.yaml``
+files of a directory without a kustomization file always (Flux's generator
+decodes them too), and when kustomize fails, the files the kustomizations list
+under ``resources``/``bases``/``crds``/patches, recursively — so a broken file
+is reported with *its* name and line rather than kustomize's anonymous
+``yaml: unmarshal errors``.  Before kustomize runs, those listed files are
+checked for one thing kustomize must never see: aliases that expand to more
+than ``MAX_ALIAS_EXPANSION`` nodes (the "billion laughs" bomb, which ``kubectl
+kustomize`` expands until its timeout, growing by hundreds of MB a second).
+Nesting deeper than the parser can follow is refused, never a crash.
 """
 from __future__ import annotations
 
@@ -124,6 +135,7 @@ __all__ = [
     "confine",
     "find_kubectl",
     "generate_kustomization",
+    "lint_manifest",
     "load_manifests",
     "parse_manifests",
     "render",
@@ -261,6 +273,8 @@ def parse_manifests(text: str, *, source: str = "<string>") -> list[dict[str, An
         docs = list(yaml.load_all(text, Loader=StrictLoader))  # noqa: S506 - safe loader subclass
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
+    except RecursionError:
+        raise ManifestError(source, None, None, "nesting too deep to parse") from None
     out: list[dict[str, Any]] = []
     for i, doc in enumerate(docs):
         if doc is None:
@@ -289,6 +303,120 @@ _DOC_SEPARATOR = re.compile(r"^---[ \t]*(?:\n|$)", re.MULTILINE)
 def split_documents(text: str) -> list[str]:
     """Split kustomize's output into one YAML text per object (empty chunks dropped)."""
     return [chunk for chunk in _DOC_SEPARATOR.split(text) if chunk.strip()]
+
+
+#: The most YAML nodes one manifest file may expand to through aliases (&anchor / *alias).
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` becomes once every alias is expanded (shared sub-graphs counted each time)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_nodes(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    else:
+        n = 1
+    memo[key] = n
+    return n
+
+
+def lint_manifest(path: str | os.PathLike[str], display: str | None = None) -> list[Any]:
+    """Read one manifest file the strict way and return its documents; ``BuildError`` naming the file.
+
+    Refuses text that is not UTF-8, a YAML syntax error or a key repeated in
+    one mapping (with line and column), aliases expanding past
+    ``MAX_ALIAS_EXPANSION`` nodes, and nesting too deep to parse.  The message
+    is Flux's ``failed to decode Kubernetes YAML from <file>: <reason>``.
+    """
+    full = os.fspath(path)
+    shown = display or full
+    prefix = f"failed to decode Kubernetes YAML from {shown}: "
+    try:
+        with open(full, "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BuildError(shown, f"{prefix}not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    try:
+        _check_aliases(text, shown)
+        return list(yaml.load_all(text, Loader=StrictLoader))  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        raise BuildError(shown, prefix + _yaml_error(exc, shown).detail) from None
+    except RecursionError:
+        raise BuildError(shown, f"{prefix}nesting too deep to parse") from None
+
+
+def _check_aliases(text: str, shown: str) -> None:
+    """``BuildError`` if the aliases in ``text`` expand past ``MAX_ALIAS_EXPANSION`` nodes (cheap without aliases)."""
+    if "*" not in text or "&" not in text:
+        return
+    memo: dict[int, int] = {}
+    total = sum(_expanded_nodes(doc, memo) for doc in yaml.compose_all(text, Loader=JsonLoader))  # noqa: S506
+    if total > MAX_ALIAS_EXPANSION:
+        raise BuildError(shown, f"failed to decode Kubernetes YAML from {shown}: YAML aliases expand to more than "
+                                f"{MAX_ALIAS_EXPANSION} nodes (an alias bomb?); refusing to build it")
+
+
+def _manifest_refs(data: Any) -> Iterable[str]:
+    """The local paths a kustomization reads *as manifests* (not generator inputs, which may be any text)."""
+    if not isinstance(data, dict):
+        return
+    for key in ("resources", "bases", "crds", "patchesStrategicMerge"):
+        items = data.get(key)
+        for item in items if isinstance(items, list) else []:
+            ref = _local(item)
+            if ref:
+                yield ref
+    for key in ("patches", "patchesJson6902"):
+        items = data.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                ref = _local(item.get("path"))
+                if ref:
+                    yield ref
+
+
+def _lint_build(root_real: str, start: str, *, strict: bool) -> None:
+    """Check every YAML manifest the kustomizations under ``start`` list, recursively.
+
+    ``strict=False`` (before kustomize runs) only looks for alias bombs, which
+    kustomize would expand until its timeout; ``strict=True`` (after kustomize
+    failed) reads each file like ``lint_manifest`` to name the one it could not read.
+    """
+    pending, seen = [start], set()
+    while pending:
+        directory = pending.pop()
+        if directory in seen or not os.path.isdir(directory):
+            continue
+        seen.add(directory)
+        kfile = next((os.path.join(directory, n) for n in KUSTOMIZATION_FILES
+                      if os.path.isfile(os.path.join(directory, n))), None)
+        if kfile is None:
+            continue  # a generated kustomization: generate_kustomization checks those files itself
+        try:
+            with open(kfile, encoding="utf-8") as fh:
+                data = yaml.load(fh, Loader=JsonLoader)  # noqa: S506
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # kustomize reports a broken kustomization file itself
+        for ref in _manifest_refs(data):
+            real = os.path.realpath(os.path.join(directory, ref))
+            if not _inside(real, root_real):
+                continue  # confine() has the final word on escapes
+            if os.path.isdir(real):
+                pending.append(real)
+            elif os.path.isfile(real) and real.endswith((".yaml", ".yml")):
+                if strict:
+                    lint_manifest(real, _rel(real, root_real))
+                    continue
+                try:
+                    with open(real, "rb") as fh:
+                        text = fh.read().decode("utf-8")
+                    _check_aliases(text, _rel(real, root_real))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+                    continue  # kustomize reports unreadable files itself (and the strict pass names them)
 
 
 def _load_json(text: str) -> Any:
@@ -471,12 +599,7 @@ def _has_kustomization(directory: str) -> bool:
 
 
 def _check_k8s_yaml(path: str) -> None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            docs = list(yaml.load_all(fh, Loader=JsonLoader))  # noqa: S506
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        reason = _yaml_error(exc, path).detail if isinstance(exc, yaml.YAMLError) else str(exc)
-        raise BuildError(path, f"failed to decode Kubernetes YAML from {path}: {reason}") from None
+    docs = lint_manifest(path)
     for doc in docs:
         if doc is None:
             continue
@@ -608,6 +731,8 @@ def render_documents(
         if not os.path.isdir(target):
             raise PathNotFoundError(display, target)
     exe = find_kubectl(kubectl)
+    if root_real is not None:
+        _lint_build(root_real, target, strict=False)
     generated = generate_kustomization(target)
     existing = next((os.path.join(target, n) for n in KUSTOMIZATION_FILES
                      if os.path.isfile(os.path.join(target, n))), None)
@@ -659,6 +784,8 @@ def render_documents(
             except FileNotFoundError:
                 pass
     if proc.returncode != 0:
+        if root_real is not None:
+            _lint_build(root_real, target, strict=True)  # a file kustomize could not read: name it
         raise BuildError(display, _clean_stderr(proc.stderr))
     return split_documents(proc.stdout)
 

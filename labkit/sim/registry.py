@@ -39,7 +39,7 @@ fully-qualified name as containerd prints it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from labkit.errors import LabkitError

@@ -185,3 +185,17 @@ def test_image_cache_is_per_node_and_concurrent_pulls_wait_for_each_other():
     assert pulled[0].startswith('Successfully pulled image "big:v1" in 30s (30s including waiting)')
     assert "(20s including waiting)" in pulled[1]
     assert pulled[2] == 'Container image "big:v1" already present on machine'
+
+
+def test_scenario_hook_annotations_override_the_registry():
+    reg = ImageRegistry().add("job:ok", run_seconds=5)  # would succeed after 5 s
+    c = make_cluster(registry=reg)
+    p = pod("hooked", "job:ok", restart="Never")
+    p["metadata"]["annotations"] = {"sim.labkit.io/run-seconds": "3", "sim.labkit.io/exit-code": "2"}
+    c.store.create(p, manager="test")
+    at(c, 20)
+    status = c.get("v1", "Pod", "hooked")["status"]
+    # started at 0.5 + 2 + 1 = 3.5, runs 3 s, exits 2 at 6.5
+    assert status["phase"] == "Failed"
+    term = status["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 2 and term["finishedAt"] == "2026-01-01T00:00:06Z"

@@ -335,8 +335,8 @@ class DeploymentController(Controller):
             live = self._live(d)
             if live is None:
                 return
-        d["status"] = status
-        self.store.update_status(live, fieldset.copy(status), field_manager=FIELD_MANAGER)
+        d["status"] = status  # never mutated after this: every status edit works on a fresh dict
+        self.store.update_status(live, status, field_manager=FIELD_MANAGER)
 
     def _scale_replica_set(self, rs: dict, new_scale: int, d: dict) -> tuple[bool, dict]:
         """``scaleReplicaSet``: size and replicas annotations in one Update; event when the size changed."""
@@ -377,8 +377,12 @@ class DeploymentController(Controller):
         live = self.store.ref("apps", "Deployment", ns, name)
         if live is None:
             return
-        d = fieldset.copy(live)
-        d.setdefault("status", {})
+        # a private view: status and annotations are edited during the sync, spec is only read
+        d = dict(live)
+        d["metadata"] = dict(live["metadata"])
+        if "annotations" in d["metadata"]:
+            d["metadata"]["annotations"] = dict(d["metadata"]["annotations"])
+        d["status"] = fieldset.copy(live.get("status") or {})
         selector = d["spec"].get("selector")
         if not selector or (not selector.get("matchLabels") and not selector.get("matchExpressions")):
             self.event("SelectingAll", self._dkey(d), "This deployment is selecting all pods. A non-empty selector "
@@ -497,10 +501,13 @@ class DeploymentController(Controller):
         max_old = max((revision_of(rs) for rs in old), default=0)
         new_revision = max_old + 1
         if existing is not None:
-            rs_copy = fieldset.copy(existing)
-            ann_updated = self._set_new_rs_annotations(d, rs_copy, new_revision, True)
-            min_ready_update = rs_copy["spec"].get("minReadySeconds", 0) != d["spec"].get("minReadySeconds", 0)
+            probe = {"metadata": {"annotations": dict(existing["metadata"].get("annotations") or {})}}
+            ann_updated = self._set_new_rs_annotations(d, probe, new_revision, True)
+            min_ready_update = existing["spec"].get("minReadySeconds", 0) != d["spec"].get("minReadySeconds", 0)
+            rs_copy = probe
             if ann_updated or min_ready_update:
+                rs_copy = fieldset.copy(existing)
+                rs_copy["metadata"]["annotations"] = probe["metadata"]["annotations"]
                 rs_copy["spec"]["minReadySeconds"] = d["spec"].get("minReadySeconds", 0)
                 self.store.update(rs_copy, field_manager=FIELD_MANAGER)
                 md = existing["metadata"]
@@ -911,6 +918,11 @@ class DeploymentController(Controller):
         if not has_progress_deadline(d) or current is None:
             return
         if deployment_complete(d, st) or current.get("reason") == "ProgressDeadlineExceeded":
+            return
+        if current.get("reason") == "NewReplicaSetAvailable":
+            # Upstream re-queues here too (every 5 ms once the deadline has passed), but a Deployment
+            # whose condition says NewReplicaSetAvailable cannot time out (DeploymentTimedOut is false
+            # for that reason): those syncs change nothing, and the next real change re-syncs it anyway.
             return
         since = parse_time(current.get("lastUpdateTime")) or 0.0
         after = since + d["spec"]["progressDeadlineSeconds"] - self.env.now

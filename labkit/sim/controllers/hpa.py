@@ -81,6 +81,7 @@ Component name in the event log: ``horizontal-pod-autoscaler``.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 from labkit.errors import ApiError, not_found
@@ -97,6 +98,71 @@ DEFAULT_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
                            {"type": "Percent", "value": 100, "periodSeconds": 15}]}
 DEFAULT_DOWN = {"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
 _SCALE_KINDS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps"}
+_VALID_METRIC: dict[str, str] = {}
+
+
+class _Groups:
+    """Sums over the pods of one metric: ready (r_), unready (u_) and missing (m_) pods."""
+
+    __slots__ = ("r_n", "r_usage", "r_req", "u_n", "u_req", "m_n", "m_req", "m_fallback")
+
+    def __init__(self) -> None:
+        self.r_n = self.r_usage = self.r_req = self.u_n = self.u_req = self.m_n = self.m_req = self.m_fallback = 0
+
+
+class _MetricSpec:
+    """One ``spec.metrics[]`` entry, parsed: what to measure, the target, the names upstream prints."""
+
+    __slots__ = ("mtype", "resource", "utilization", "average_value", "name", "status_key", "container",
+                 "error", "error_reason")
+
+    def __init__(self, ms: dict):
+        self.mtype = mtype = ms.get("type")
+        src = (ms.get("resource") if mtype == "Resource" else ms.get("containerResource")) or {}
+        self.resource = src.get("name", "cpu") if mtype in ("Resource", "ContainerResource") else \
+            (mtype or "").lower()
+        self.status_key = "resource" if mtype == "Resource" else "containerResource"
+        self.container = src.get("container", "") if mtype == "ContainerResource" else None
+        tgt = src.get("target") or {}
+        self.average_value = cpu_millicores(tgt["averageValue"]) or 0 if tgt.get("averageValue") is not None else None
+        self.utilization = int(tgt["averageUtilization"]) if tgt.get("averageUtilization") is not None else None
+        kind = "resource" if mtype == "Resource" else "container resource"
+        if self.average_value is not None:
+            self.name = f"{self.resource} {kind}"
+        else:
+            self.name = f"{self.resource} {kind} utilization (percentage of request)"
+        self.error = self.error_reason = None
+        if mtype not in ("Resource", "ContainerResource"):
+            self.error = f"unable to get {mtype} metric: the server could not find the requested resource"
+            self.error_reason = "FailedGetExternalMetric" if mtype == "External" else f"FailedGet{mtype}Metric"
+        elif self.resource != "cpu":
+            self.error = (f"failed to get {self.resource} utilization: unable to get metrics for resource "
+                          f"{self.resource}: no metrics returned from resource metrics API")
+            self.error_reason = "FailedGetResourceMetric"
+        elif self.average_value is None and self.utilization is None:
+            self.error = ("invalid resource metric source: neither an average utilization target nor an "
+                          "average value (usage) target was set")
+            self.error_reason = "FailedGetResourceMetric"
+
+
+class _HPASpec:
+    """An HPA's spec, parsed once per generation (target, bounds, behavior)."""
+
+    __slots__ = ("generation", "v1", "kind", "target_name", "target_api_version", "target_group", "scalable",
+                 "min_replicas", "max_replicas", "behavior")
+
+    def __init__(self, hpa: dict):
+        spec = hpa.get("spec") or {}
+        self.generation = hpa["metadata"].get("generation")
+        self.v1 = hpa.get("apiVersion") == "autoscaling/v1"
+        ref = spec.get("scaleTargetRef") or {}
+        self.kind, self.target_name = ref.get("kind", ""), ref.get("name", "")
+        self.target_api_version = ref.get("apiVersion") or "apps/v1"
+        self.target_group = self.target_api_version.split("/")[0] if "/" in self.target_api_version else ""
+        self.scalable = _SCALE_KINDS.get(self.kind) == self.target_group
+        self.min_replicas = spec.get("minReplicas", 1)
+        self.max_replicas = spec.get("maxReplicas", self.min_replicas)
+        self.behavior = spec.get("behavior")
 
 
 class MetricError(Exception):
@@ -120,12 +186,19 @@ class HorizontalPodAutoscalerController(Controller):
         self.scale_down_events: dict[tuple, list[list]] = {}
         self._uids: dict[tuple, str] = {}
         self._v1_conditions: dict[tuple, list[dict]] = {}  # autoscaling/v1 has no conditions in its status
+        self._specs: dict[str, tuple] = {}  # uid -> (generation, metric specs)
+        self._object_keys: dict[tuple, str] = {}
+        self._syncing: tuple | None = None
+        self._window_max: dict[tuple, deque] = {}  # key -> monotonic deque of [recommendation, time]
+        self._parsed_specs: dict[str, _HPASpec] = {}  # uid -> the spec, parsed once per generation
         self.store.watch("autoscaling", "HorizontalPodAutoscaler", self._on_hpa)
 
     # ------------------------------------------------------------------ queueing
     def _on_hpa(self, ev: str, obj: dict) -> None:
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
+        if key == self._syncing and ev == "MODIFIED":
+            return  # our own status write: the sync re-queues the key itself
         if ev == "DELETED":
             if self._uids.get(key) == md["uid"]:
                 self._forget(key)
@@ -138,30 +211,41 @@ class HorizontalPodAutoscalerController(Controller):
     def _forget(self, key: tuple) -> None:
         self._uids.pop(key, None)
         self.recommendations.pop(key, None)
+        self._window_max.pop(key, None)
         self.scale_up_events.pop(key, None)
         self.scale_down_events.pop(key, None)
         self._v1_conditions.pop(key, None)
 
     def object_key(self, key: Any) -> str:
-        return object_key("HorizontalPodAutoscaler", key[0], key[1])
+        k = self._object_keys.get(key)
+        if k is None:
+            k = self._object_keys[key] = object_key("HorizontalPodAutoscaler", key[0], key[1])
+        return k
 
     def sync(self, key: tuple[str, str]) -> None:
         hpa = self.store.ref("autoscaling", "HorizontalPodAutoscaler", key[0], key[1])
         if hpa is None:
             self._forget(key)
             return
+        self.interleave = False
+        self._syncing = key
         try:
             self.reconcile(hpa, key)
         finally:
-            if self.store.ref("autoscaling", "HorizontalPodAutoscaler", key[0], key[1]) is not None:
-                self.queue.add_after(key, self.timings.hpa_sync_period)
+            self._syncing = None
+            # requeue with the fixed sync period, whatever happened (upstream: AddRateLimited with a
+            # FixedItemIntervalRateLimiter); a deleted HPA is forgotten at its next turn
+            self.queue.add_after(key, self.timings.hpa_sync_period)
 
     # ------------------------------------------------------------------ conditions
     def _set_condition(self, conds: list[dict], ctype: str, status: str, reason: str, message: str) -> None:
+        """``setConditionInList``: the transition time moves only when the status changes."""
         for i, c in enumerate(conds):
             if c["type"] == ctype:
+                if c["status"] == status and c["reason"] == reason and c["message"] == message:
+                    return  # unchanged: keep the very same dict
                 new = dict(c)
-                if c.get("status") != status:
+                if c["status"] != status:
                     new["lastTransitionTime"] = iso(self.env.now)
                 new.update(status=status, reason=reason, message=message)
                 conds[i] = new
@@ -170,23 +254,23 @@ class HorizontalPodAutoscalerController(Controller):
                       "reason": reason, "message": message})
 
     # ------------------------------------------------------------------ reconcile
+    def _parsed(self, hpa: dict) -> "_HPASpec":
+        md = hpa["metadata"]
+        cached = self._parsed_specs.get(md["uid"])
+        if cached is None or cached.generation != md.get("generation"):
+            cached = self._parsed_specs[md["uid"]] = _HPASpec(hpa)
+        return cached
+
     def reconcile(self, hpa: dict, key: tuple[str, str]) -> None:
         now = self.env.now
-        ns = hpa["metadata"].get("namespace", "")
-        spec = hpa.get("spec") or {}
-        v1 = hpa.get("apiVersion") == "autoscaling/v1"
+        ns = key[0]
+        p = self._parsed(hpa)
+        v1 = p.v1
         old_status = hpa.get("status") or {}
-        conds: list[dict] = [dict(c) for c in (old_status.get("conditions") or [])]
-        if v1:
-            conds = [dict(c) for c in self._v1_conditions.get(key, [])]
+        conds: list[dict] = list(self._v1_conditions.get(key, []) if v1 else old_status.get("conditions") or [])
         hkey = self.object_key(key)
-        ref = spec.get("scaleTargetRef") or {}
-        kind, tname = ref.get("kind", ""), ref.get("name", "")
-        api_version = ref.get("apiVersion") or "apps/v1"
-        target = None
-        group = api_version.split("/")[0] if "/" in api_version else ""
-        if _SCALE_KINDS.get(kind) == group:
-            target = self.store.ref(group, kind, ns, tname)
+        kind, tname, api_version, group = p.kind, p.target_name, p.target_api_version, p.target_group
+        target = self.store.ref(group, kind, ns, tname) if p.scalable else None
         if target is None:
             err = not_found(api_version, kind, tname).message if kind in _SCALE_KINDS else \
                 f'no matches for kind "{kind}" in group "{group}"'
@@ -201,8 +285,7 @@ class HorizontalPodAutoscalerController(Controller):
         current = (target.get("spec") or {}).get("replicas", 1)
         if key not in self.recommendations:
             self.recommendations[key] = [[current, now]]
-        min_r = spec.get("minReplicas", 1)
-        max_r = spec.get("maxReplicas", min_r)
+        min_r, max_r = p.min_replicas, p.max_replicas
         rescale = True
         reason = ""
         statuses: list[dict] | None = None
@@ -233,10 +316,10 @@ class HorizontalPodAutoscalerController(Controller):
                 reason = f"{rescale_metric} above target"
             if desired < current:
                 reason = "All metrics below target"
-            if spec.get("behavior") is None:
+            if p.behavior is None:
                 desired = self._normalize(key, conds, current, desired, min_r, max_r)
             else:
-                desired = self._normalize_with_behaviors(key, spec["behavior"], conds, current, desired, min_r, max_r)
+                desired = self._normalize_with_behaviors(key, p.behavior, conds, current, desired, min_r, max_r)
             rescale = desired != current
         if rescale:
             try:
@@ -249,11 +332,12 @@ class HorizontalPodAutoscalerController(Controller):
                 self._write(hpa, key, old_status, conds, current, old_status.get("desiredReplicas", 0),
                             statuses, False, v1)
                 return
+            self.interleave = True  # let the Deployment controller see the new size before the next HPA
             self._set_condition(conds, "AbleToScale", "True", "SucceededRescale",
                                 f"the HPA controller was able to update the target scale to {desired}")
             self.event("SuccessfulRescale", hkey, f"New size: {desired}; reason: {reason}",
                        old=current, new=desired)
-            self._store_scale_event(spec.get("behavior"), key, current, desired)
+            self._store_scale_event(p.behavior, key, current, desired)
         else:
             desired = current
         self._write(hpa, key, old_status, conds, current, desired, statuses, rescale, v1)
@@ -282,11 +366,20 @@ class HorizontalPodAutoscalerController(Controller):
                 status["lastScaleTime"] = last_scale
             if conds:
                 status["conditions"] = conds
-        if status != old:
-            self.store.update_status(hpa, status, field_manager=FIELD_MANAGER)
+        self.store.update_status(hpa, status, field_manager=FIELD_MANAGER)  # a no-op when unchanged
 
     # ------------------------------------------------------------------ metrics
-    def _metric_specs(self, hpa: dict) -> list[dict]:
+    def _metric_specs(self, hpa: dict) -> list["_MetricSpec"]:
+        """The HPA's metrics, parsed once per generation."""
+        md = hpa["metadata"]
+        cached = self._specs.get(md["uid"])
+        if cached is not None and cached[0] == md.get("generation"):
+            return cached[1]
+        specs = [_MetricSpec(ms) for ms in self._metric_specs_uncached(hpa)]
+        self._specs[md["uid"]] = (md.get("generation"), specs)
+        return specs
+
+    def _metric_specs_uncached(self, hpa: dict) -> list[dict]:
         spec = hpa.get("spec") or {}
         if hpa.get("apiVersion") == "autoscaling/v1":
             target = spec.get("targetCPUUtilizationPercentage", 80)
@@ -300,30 +393,37 @@ class HorizontalPodAutoscalerController(Controller):
 
     def _compute_replicas_for_metrics(self, hpa: dict, target: dict, current: int,
                                       conds: list[dict]) -> tuple[int, str, list[dict], str | None]:
+        """``computeReplicasForMetrics``: the largest proposal of the valid metrics."""
         specs = self._metric_specs(hpa)
-        statuses: list[dict] = [{"type": ""} for _ in specs]
+        statuses: list[dict] = []
         replicas, metric = 0, ""
         invalid = 0
         first_err: str | None = None
         first_cond: tuple | None = None
-        hkey = self.object_key((hpa["metadata"].get("namespace", ""), hpa["metadata"]["name"]))
-        for i, ms in enumerate(specs):
+        hkey = None
+        ns = hpa["metadata"].get("namespace", "")
+        pods = None
+        for ms in specs:
             try:
-                proposal, name, status = self._compute_for_metric(hpa, target, ms, current)
+                if ms.error is not None:
+                    raise MetricError(ms.error, ms.error_reason)
+                if pods is None:
+                    pods = self.pods.select(ns, (target.get("spec") or {}).get("selector"))
+                proposal, status = self._compute_for_metric(ms, pods, ns, target["metadata"]["name"], current)
             except MetricError as exc:
+                hkey = hkey or self.object_key((ns, hpa["metadata"]["name"]))
                 self.event(exc.reason, hkey, str(exc), type="Warning")
                 if invalid == 0:
-                    mname = ((ms.get("resource") or ms.get("containerResource") or {}).get("name")
-                             or ms.get("type", "").lower())
-                    first_err = f"failed to get {mname} resource metric value: {exc}" \
-                        if ms.get("type") in ("Resource", "ContainerResource") else str(exc)
+                    first_err = f"failed to get {ms.resource} resource metric value: {exc}" \
+                        if ms.mtype in ("Resource", "ContainerResource") else str(exc)
                     first_cond = ("ScalingActive", "False", exc.reason,
                                   f"the HPA was unable to compute the replica count: {exc}")
                 invalid += 1
+                statuses.append({"type": ""})
                 continue
-            statuses[i] = status
+            statuses.append(status)
             if replicas == 0 or proposal > replicas:
-                replicas, metric = proposal, name
+                replicas, metric = proposal, ms.name
         err = None
         if first_err is not None:
             err = f"invalid metrics ({invalid} invalid out of {len(specs)}), first error is: {first_err}"
@@ -331,183 +431,145 @@ class HorizontalPodAutoscalerController(Controller):
             if first_cond is not None:
                 self._set_condition(conds, *first_cond)
             return -1, "", statuses, err
-        self._set_condition(conds, "ScalingActive", "True", "ValidMetricFound",
-                            f"the HPA was able to successfully calculate a replica count from {metric}")
+        message = _VALID_METRIC.get(metric)
+        if message is None:
+            message = _VALID_METRIC[metric] = f"the HPA was able to successfully calculate a replica count from {metric}"
+        self._set_condition(conds, "ScalingActive", "True", "ValidMetricFound", message)
         return replicas, metric, statuses, err
 
-    def _compute_for_metric(self, hpa: dict, target: dict, ms: dict, current: int) -> tuple[int, str, dict]:
-        mtype = ms.get("type")
-        if mtype not in ("Resource", "ContainerResource"):
-            raise MetricError(f"unable to get {mtype} metric: the server could not find the requested resource",
-                              "FailedGetExternalMetric" if mtype == "External" else
-                              f"FailedGet{mtype}Metric")
-        src = ms.get("resource") if mtype == "Resource" else ms.get("containerResource")
-        src = src or {}
-        resource = src.get("name", "cpu")
-        tgt = src.get("target") or {}
-        if resource != "cpu":
-            raise MetricError(f"failed to get {resource} utilization: unable to get metrics for resource "
-                              f"{resource}: no metrics returned from resource metrics API")
-        ns = hpa["metadata"].get("namespace", "")
-        selector = (target.get("spec") or {}).get("selector")
-        pods = self.pods.select(ns, selector)
-        tname = target["metadata"]["name"]
-        if tgt.get("averageValue") is not None:
-            target_m = cpu_millicores(tgt["averageValue"]) or 0
+    def _compute_for_metric(self, ms: "_MetricSpec", pods: list[PodInfo], ns: str, workload: str,
+                            current: int) -> tuple[int, dict]:
+        """``computeStatusForResourceMetricGeneric``: a proposal and the metric's status."""
+        if ms.average_value is not None:
             try:
-                replicas, usage = self._raw_replicas(current, target_m, pods, ns, tname)
+                replicas, usage = self._raw_replicas(current, ms.average_value, pods, ns, workload)
             except MetricError as exc:
-                raise MetricError(f"failed to get {resource} usage: {exc}") from None
-            name = f"{resource} resource" if mtype == "Resource" else f"{resource} container resource"
-            status = {"type": mtype, ("resource" if mtype == "Resource" else "containerResource"): {
-                "name": resource, "current": {"averageValue": format_millicores(usage)}}}
-            if mtype == "ContainerResource":
-                status["containerResource"]["container"] = src.get("container", "")
-            return replicas, name, status
-        util_target = tgt.get("averageUtilization")
-        if util_target is None:
-            raise MetricError("invalid resource metric source: neither an average utilization target nor an "
-                              "average value (usage) target was set")
-        try:
-            replicas, util, raw = self._resource_replicas(current, int(util_target), pods, ns, tname)
-        except MetricError as exc:
-            raise MetricError(f"failed to get {resource} utilization: {exc}") from None
-        name = f"{resource} resource utilization (percentage of request)" if mtype == "Resource" else \
-            f"{resource} container resource utilization (percentage of request)"
-        body = {"name": resource, "current": {"averageUtilization": util, "averageValue": format_millicores(raw)}}
-        if mtype == "ContainerResource":
-            body["container"] = src.get("container", "")
-        return replicas, name, {"type": mtype, "resource" if mtype == "Resource" else "containerResource": body}
+                raise MetricError(f"failed to get {ms.resource} usage: {exc}") from None
+            body: dict[str, Any] = {"name": ms.resource, "current": {"averageValue": format_millicores(usage)}}
+        else:
+            try:
+                replicas, util, raw = self._resource_replicas(current, ms.utilization, pods, ns, workload)
+            except MetricError as exc:
+                raise MetricError(f"failed to get {ms.resource} utilization: {exc}") from None
+            body = {"name": ms.resource, "current": {"averageUtilization": util, "averageValue": format_millicores(raw)}}
+        if ms.container is not None:
+            body["container"] = ms.container
+        return replicas, {"type": ms.mtype, ms.status_key: body}
 
     # ------------------------------------------------------------------ replica calculator
-    def _metrics(self, pods: list[PodInfo], ns: str, workload: str) -> dict[str, int]:
-        """What metrics-server reports: usage of every running pod (ready pods share the demand)."""
-        running = [p for p in pods if p.phase == "Running"]
-        if not running:
-            raise MetricError("unable to get metrics for resource cpu: no metrics returned from resource metrics API")
-        serving = sum(1 for p in running if p.ready and not p.terminating)
-        share = int(self.load.usage_per_pod(ns, workload, self.env.now, serving)) if serving else 0
-        return {p.name: (share if p.ready and not p.terminating else 0) for p in running}
+    def _classify(self, pods: list[PodInfo], ns: str, workload: str, target: int, utilization: bool) -> "_Groups":
+        """One pass over the pods: what metrics-server reports, ``groupPods`` and the requests.
 
-    def _group(self, pods: list[PodInfo], metrics: dict[str, int]) -> tuple[int, list, list, list]:
-        """``groupPods``: ready count, unready, missing and ignored pod names (CPU)."""
+        Upstream builds name-keyed maps (metrics, requests, unready / missing / ignored sets) and then
+        sums them; only the sums matter, so they are accumulated directly.  Running pods have a
+        metric: ready ones share the workload's demand, unready ones use 0 m.
+        """
         t = self.timings
         now = self.env.now
-        ready_count = 0
-        unready, missing, ignored = [], [], []
+        g = _Groups()
+        fallback = max(100, target)
+        missing_request: PodInfo | None = None
+        init_period, window, delay = t.hpa_cpu_initialization_period, t.metrics_window, t.hpa_initial_readiness_delay
+        running = serving = counted_ready = 0
         for p in pods:
-            if p.terminating or p.phase == "Failed":
-                ignored.append(p.name)
+            req = p.cpu_request
+            if req is None:
+                if missing_request is None:
+                    missing_request = p
+                req = 0
+            phase = p.phase
+            if phase == "Running":
+                running += 1
+                if p.ready and not p.terminating:
+                    serving += 1
+            if p.terminating or phase == "Failed" or phase == "Pending":
+                continue  # ignored
+            if phase != "Running":  # no metric: missing
+                g.m_n += 1
+                g.m_req += req
+                g.m_fallback += req * fallback // 100
                 continue
-            if p.phase == "Pending":
-                ignored.append(p.name)
-                continue
-            if p.name not in metrics:
-                missing.append(p.name)
-                continue
-            if p.ready_transition is None or p.start_time is None:
-                is_unready = True
-            elif p.start_time + t.hpa_cpu_initialization_period > now:
-                is_unready = (not p.ready) or now < p.ready_transition + t.metrics_window
+            ready, transition, start = p.ready, p.ready_transition, p.start_time
+            if transition is None or start is None:
+                unready = True
+            elif start + init_period > now:
+                unready = (not ready) or now < transition + window
             else:
-                is_unready = (not p.ready) and p.start_time + t.hpa_initial_readiness_delay > p.ready_transition
-            if is_unready:
-                unready.append(p.name)
+                unready = (not ready) and start + delay > transition
+            if unready:
+                g.u_n += 1
+                g.u_req += req
                 continue
-            ready_count += 1
-        return ready_count, unready, missing, ignored
-
-    @staticmethod
-    def _requests(pods: list[PodInfo]) -> dict[str, int]:
-        out = {}
-        for p in pods:
-            if p.cpu_request is None:
-                for c in (p.obj.get("spec") or {}).get("containers") or ():
-                    if ((c.get("resources") or {}).get("requests") or {}).get("cpu") is None:
-                        raise MetricError(f"missing request for cpu in container {c.get('name', '')} of Pod {p.name}")
-            out[p.name] = p.cpu_request or 0
-        return out
-
-    @staticmethod
-    def _utilization_ratio(metrics: dict[str, int], requests: dict[str, int], target: int) -> tuple[float, int, int]:
-        total = req = n = 0
-        for name, v in metrics.items():
-            r = requests.get(name)
-            if r is None:
-                continue
-            total += v
-            req += r
-            n += 1
-        if req == 0:
-            raise MetricError("no metrics returned matched known pods")
-        util = (total * 100) // req
-        return util / target, util, total // n
+            g.r_n += 1
+            g.r_req += req
+            if ready:
+                counted_ready += 1
+        if not running:
+            raise MetricError("unable to get metrics for resource cpu: no metrics returned from resource metrics API")
+        if counted_ready:
+            g.r_usage = counted_ready * int(self.load.usage_per_pod(ns, workload, now, serving))
+        if utilization and missing_request is not None:
+            for c in (missing_request.obj.get("spec") or {}).get("containers") or ():
+                if ((c.get("resources") or {}).get("requests") or {}).get("cpu") is None:
+                    raise MetricError(f"missing request for cpu in container {c.get('name', '')} "
+                                      f"of Pod {missing_request.name}")
+        if g.r_n == 0:
+            raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+        return g
 
     def _within(self, ratio: float) -> bool:
         return abs(1.0 - ratio) <= self.timings.hpa_tolerance
 
     def _resource_replicas(self, current: int, target: int, pods: list[PodInfo], ns: str,
                            workload: str) -> tuple[int, int, int]:
-        metrics = self._metrics(pods, ns, workload)
-        if not pods:
-            raise MetricError("no pods returned by selector while calculating replica count")
-        ready_count, unready, missing, ignored = self._group(pods, metrics)
-        for n in ignored + unready:
-            metrics.pop(n, None)
-        requests = self._requests(pods)
-        if not metrics:
-            raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-        ratio, util, raw = self._utilization_ratio(metrics, requests, target)
-        scale_up_unready = bool(unready) and ratio > 1.0
-        if not scale_up_unready and not missing:
+        """``GetResourceReplicas``: (replicas, utilization %, average usage in millicores)."""
+        g = self._classify(pods, ns, workload, target, True)
+        if g.r_req == 0:
+            raise MetricError("no metrics returned matched known pods")
+        util = (g.r_usage * 100) // g.r_req
+        raw = g.r_usage // g.r_n
+        ratio = util / target
+        scale_up_unready = g.u_n > 0 and ratio > 1.0
+        if not scale_up_unready and g.m_n == 0:
             if self._within(ratio):
                 return current, util, raw
-            return int(math.ceil(ratio * ready_count)), util, raw
-        if missing:
-            if ratio < 1.0:
-                fallback = max(100, target)
-                for n in missing:
-                    metrics[n] = requests[n] * fallback // 100
-            elif ratio > 1.0:
-                for n in missing:
-                    metrics[n] = 0
-        if scale_up_unready:
-            for n in unready:
-                metrics[n] = 0
-        new_ratio, _, _ = self._utilization_ratio(metrics, requests, target)
+            return int(math.ceil(ratio * g.r_n)), util, raw
+        usage, req, n = g.r_usage, g.r_req, g.r_n
+        if g.m_n:
+            if ratio < 1.0:  # missing pods count as 100 % of their request (or the target if higher)
+                usage, req, n = usage + g.m_fallback, req + g.m_req, n + g.m_n
+            elif ratio > 1.0:  # ... and as 0 % on a scale-up
+                req, n = req + g.m_req, n + g.m_n
+        if scale_up_unready:  # unready pods count as 0 % on a scale-up
+            req, n = req + g.u_req, n + g.u_n
+        new_ratio = ((usage * 100) // req) / target
         if self._within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
             return current, util, raw
-        new_replicas = int(math.ceil(new_ratio * len(metrics)))
+        new_replicas = int(math.ceil(new_ratio * n))
         if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
             return current, util, raw
         return new_replicas, util, raw
 
     def _raw_replicas(self, current: int, target: int, pods: list[PodInfo], ns: str, workload: str) -> tuple[int, int]:
-        metrics = self._metrics(pods, ns, workload)
-        if not pods:
-            raise MetricError("no pods returned by selector while calculating replica count")
-        ready_count, unready, missing, ignored = self._group(pods, metrics)
-        for n in ignored + unready:
-            metrics.pop(n, None)
-        if not metrics:
-            raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-        usage = sum(metrics.values()) // len(metrics)
+        """``GetRawResourceReplicas`` (an averageValue target): (replicas, average usage in millicores)."""
+        g = self._classify(pods, ns, workload, target, False)
+        usage = g.r_usage // g.r_n
         ratio = usage / target if target else 0.0
-        scale_up_unready = bool(unready) and ratio > 1.0
-        if not scale_up_unready and not missing:
+        scale_up_unready = g.u_n > 0 and ratio > 1.0
+        if not scale_up_unready and g.m_n == 0:
             if self._within(ratio):
                 return current, usage
-            return int(math.ceil(ratio * ready_count)), usage
-        if missing:
-            for n in missing:
-                metrics[n] = target if ratio < 1.0 else 0
+            return int(math.ceil(ratio * g.r_n)), usage
+        total, n = g.r_usage, g.r_n
+        if g.m_n:
+            total += g.m_n * target if ratio < 1.0 else 0
+            n += g.m_n
         if scale_up_unready:
-            for n in unready:
-                metrics[n] = 0
-        new_ratio = (sum(metrics.values()) // len(metrics)) / target if target else 0.0
+            n += g.u_n
+        new_ratio = (total // n) / target if target else 0.0
         if self._within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
             return current, usage
-        new_replicas = int(math.ceil(new_ratio * len(metrics)))
+        new_replicas = int(math.ceil(new_ratio * n))
         if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
             return current, usage
         return new_replicas, usage
@@ -540,21 +602,38 @@ class HorizontalPodAutoscalerController(Controller):
         return result
 
     def _stabilize(self, key: tuple, desired: int) -> int:
-        """``stabilizeRecommendation``: the highest recommendation of the downscale window."""
+        """``stabilizeRecommendation``: the highest recommendation of the downscale window.
+
+        Upstream scans its list of timestamped recommendations and keeps the largest one younger
+        than the window (one exactly a window old is out, see the module docstring).  The same
+        maximum comes from a monotonic deque — recommendations in time order, each larger than
+        every later one — in amortised O(1); the recommendation list is kept too (for
+        ``behavior``, should the HPA gain one), trimmed of entries older than every window.
+        """
         now = self.env.now
-        cutoff = now - self.timings.hpa_downscale_stabilization
+        window = self.timings.hpa_downscale_stabilization
+        cutoff = now - window
+        dq = self._window_max.get(key)
+        if dq is None:
+            dq = self._window_max[key] = deque([r, t] for r, t in self.recommendations.get(key, ()))
+            # restore the monotonic invariant of entries loaded from the list
+            mono: deque = deque()
+            for r, t in dq:
+                while mono and mono[-1][0] <= r:
+                    mono.pop()
+                mono.append([r, t])
+            dq = self._window_max[key] = mono
+        while dq and dq[0][1] <= cutoff:
+            dq.popleft()
+        best = desired if not dq or dq[0][0] < desired else dq[0][0]
+        while dq and dq[-1][0] <= desired:
+            dq.pop()
+        dq.append([desired, now])
         recs = self.recommendations.setdefault(key, [])
-        best = desired
-        old_index = -1
-        for i, (rec, ts) in enumerate(recs):
-            if ts <= cutoff:  # exactly one window old: out (see module docstring)
-                old_index = i
-            elif rec > best:
-                best = rec
-        if old_index >= 0:
-            recs[old_index] = [desired, now]
-        else:
-            recs.append([desired, now])
+        recs.append([desired, now])
+        if len(recs) > 1024:  # trim in batches: keep the longest window the API allows (1 h)
+            horizon = now - max(window, 3600.0)
+            recs[:] = [r for r in recs if r[1] > horizon]
         return best
 
     # ------------------------------------------------------------------ normalisation (behavior)
@@ -608,6 +687,7 @@ class HorizontalPodAutoscalerController(Controller):
             recs[old_index] = [desired, now]
         else:
             recs.append([desired, now])
+        self._window_max.pop(key, None)  # rebuilt from the list if the HPA loses its behavior
         if desired >= current:
             return recommendation, "ScaleUpStabilized", \
                 "recent recommendations were lower than current one, applying the lowest recent recommendation"

@@ -170,7 +170,8 @@ class JobController(Controller):
         elif self._past_active_deadline(spec, status, now):
             finished = ("FailureTarget", "DeadlineExceeded", DEADLINE_MESSAGE)
         elif spec.get("activeDeadlineSeconds") is not None and not suspended and status.get("startTime"):
-            started = parse_time(status["startTime"]) or now
+            started = parse_time(status["startTime"])
+            started = now if started is None else started
             self.queue.add_after(key, started + spec["activeDeadlineSeconds"] - now)
 
         n_active = len(active)
@@ -340,7 +341,8 @@ class JobController(Controller):
         ads = spec.get("activeDeadlineSeconds")
         if ads is None or not status.get("startTime") or spec.get("suspend"):
             return False
-        return now - (parse_time(status["startTime"]) or now) >= ads
+        started = parse_time(status["startTime"])
+        return started is not None and now - started >= ads
 
     def _suspend_condition(self, job: dict, key: tuple, conds: list[dict], status: dict, suspended: bool,
                            now: float) -> None:

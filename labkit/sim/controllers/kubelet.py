@@ -69,6 +69,14 @@ Crash loops (``kuberuntime_manager.doBackOff``)
     container that ran for more than 10 minutes resets its back-off.
     ``restartCount`` counts restarts.
 
+Scenario hooks
+    Besides the registry's per-image behaviour, a pod (template) can carry the
+    annotations ``sim.labkit.io/run-seconds`` (the container runs that long, then
+    exits) and ``sim.labkit.io/exit-code`` (the exit code it then reports), which
+    take precedence over the registry.  Exit codes are decided when the
+    container finishes: a registry ``program`` runs at that moment with a
+    ``RunContext`` (see ``labkit.sim.registry``).
+
 Components in the event log: ``default-scheduler`` (Scheduled,
 FailedScheduling) and ``kubelet`` (Pulling, Pulled, Failed, BackOff, Created,
 Started, Killing), each about the Pod.
@@ -449,7 +457,7 @@ class PodWorker:
         if policy == "Never":
             msg = f'Container image "{image}" is not present with pull policy of Never'
             c.waiting("ErrImageNeverPull", msg)
-            self.event("Failed", f"Error: ErrImageNeverPull", "Warning")
+            self.event("Failed", "Error: ErrImageNeverPull", "Warning")
             self.sync_status()
             return False
         self.event("Pulling", f'Pulling image "{image}"')

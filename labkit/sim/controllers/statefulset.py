@@ -48,7 +48,7 @@ from typing import Any
 
 from labkit.events import object_key
 from labkit.sim import fieldset
-from labkit.sim.controllers.common import FIELD_MANAGER, compute_hash, new_controller_ref
+from labkit.sim.controllers.common import FIELD_MANAGER, compute_hash, new_controller_ref, selector_matches
 from labkit.sim.controllers.informers import Informers, PodInfo
 from labkit.sim.controllers.replicaset import pod_from_template
 from labkit.sim.controllers.workqueue import Controller
@@ -199,6 +199,26 @@ class StatefulSetController(Controller):
         self.event("SuccessfulDelete", self.object_key(key),
                    f"delete Pod {p.name} in StatefulSet {sts['metadata']['name']} successful")
 
+    def _adopt_orphans(self, sts: dict) -> None:
+        """``ClaimPods`` / ``AdoptControllerRevision``: matching orphans become the set's again.
+
+        After ``kubectl delete sts --cascade=orphan`` the pods and ControllerRevisions
+        have lost their ownerReference; a StatefulSet created again with the same
+        selector adopts them (pods only when named as one of its ordinals, upstream's
+        ``isMemberOf``), so the running pods are kept rather than recreated.
+        """
+        md = sts["metadata"]
+        ns = md.get("namespace", "")
+        selector = (sts.get("spec") or {}).get("selector")
+        for informer, pods in ((self.revisions, False), (self.pods, True)):
+            for obj in informer.orphans_in(ns):
+                omd = obj["metadata"]
+                if omd.get("deletionTimestamp") or (pods and _ordinal(md["name"], omd["name"]) is None):
+                    continue
+                if selector_matches(selector, omd.get("labels")):
+                    refs = list(omd.get("ownerReferences") or []) + [new_controller_ref(sts)]
+                    self.store.set_metadata(obj, field_manager=FIELD_MANAGER, owner_references=refs)
+
     # ------------------------------------------------------------------ sync
     def sync(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -207,6 +227,7 @@ class StatefulSetController(Controller):
             return
         now = self.env.now
         spec = sts.get("spec") or {}
+        self._adopt_orphans(sts)
         current, update, revs = self._revisions(sts)
         sts = self.store.ref("apps", "StatefulSet", ns, name) or sts
         replicas = spec.get("replicas", 1)

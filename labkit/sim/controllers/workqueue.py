@@ -11,7 +11,8 @@ on, and ``WorkQueue`` reproduces them on the virtual clock:
   once (``add``);
 * **delayed adds** — ``add_after(key, d)`` (the delaying queue) makes the key
   ready ``d`` seconds later; a later request for a key already waiting keeps the
-  earlier time, as client-go's ``waitingForQueue`` does;
+  earlier time, as client-go's ``waitingForQueue`` does (keys due at the same
+  instant share one SimPy timer);
 * **rate-limited retries** — a sync that fails with an ``ApiError`` (a conflict, a
   NotFound race) is retried with per-key exponential back-off, 5 ms doubling to
   1000 s (``DefaultControllerRateLimiter``'s item limiter), and ``forget``
@@ -26,7 +27,11 @@ order they were scheduled.  After each sync the worker yields for zero virtual
 seconds, so the other controllers react to that sync's writes before this one
 syncs again — the interleaving informer latency gives real controllers (the
 ReplicaSet controller creates the first new pod before the Deployment
-controller scales the old ReplicaSet down).  ``Controller.event`` records a Kubernetes Event
+controller scales the old ReplicaSet down).  A controller whose sync wrote
+nothing other controllers watch may clear ``interleave`` for that sync (the HPA
+does, unless it rescaled its target) to save the zero-time yield.
+
+``Controller.event`` records a Kubernetes Event
 (reason + message, ``Normal`` / ``Warning``) in the run's event log under the
 controller's component name.
 """
@@ -48,6 +53,7 @@ class WorkQueue:
         self._queue: deque = deque()
         self._dirty: dict[Hashable, None] = {}
         self._waiting: dict[Hashable, float] = {}
+        self._timers: dict[float, list] = {}  # one SimPy timeout per instant, shared by its keys
         self._failures: dict[Hashable, int] = {}
         self._wakeup: simpy.Event | None = None
         self.base_delay = base_delay
@@ -77,13 +83,18 @@ class WorkQueue:
         if cur is not None and cur <= at:
             return
         self._waiting[key] = at
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(lambda _ev, key=key, at=at: self._fire(key, at))
+        keys = self._timers.get(at)
+        if keys is None:
+            keys = self._timers[at] = []
+            ev = self.env.timeout(delay)
+            ev.callbacks.append(lambda _ev, at=at: self._fire(at))
+        keys.append(key)
 
-    def _fire(self, key: Hashable, at: float) -> None:
-        if self._waiting.get(key) == at:
-            del self._waiting[key]
-            self.add(key)
+    def _fire(self, at: float) -> None:
+        for key in self._timers.pop(at, ()):
+            if self._waiting.get(key) == at:
+                del self._waiting[key]
+                self.add(key)
 
     def waiting_until(self, key: Hashable) -> float | None:
         return self._waiting.get(key)
@@ -115,6 +126,7 @@ class Controller:
     """A controller: informer handlers enqueue keys, a SimPy worker process syncs them."""
 
     component = "controller"
+    interleave = True  # yield to the other controllers between syncs (a sync may clear it for itself)
 
     def __init__(self, cluster: Any):
         self.cluster = cluster
@@ -147,7 +159,9 @@ class Controller:
             # Let every other process of this instant run before the next sync, as informer
             # latency does for real controllers: the ReplicaSet controller sees the Deployment
             # controller's first write before the Deployment controller makes its second.
-            yield self.env.timeout(0)
+            # (With an empty queue the wait below yields anyway.)
+            if queue._queue and self.interleave:
+                yield self.env.timeout(0)
 
     def sync(self, key: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
