@@ -78,6 +78,9 @@ class ApiError(Exception):
         self.retry_after = retry_after
         super().__init__(message)
 
+    def __reduce__(self):  # picklable / re-raisable across processes and SimPy failures
+        return (_rebuild_api_error, (self.reason, self.message, self.code, self.details, self.retry_after))
+
     def status(self) -> dict[str, Any]:
         """The error as a ``v1.Status`` object."""
         return {
@@ -98,6 +101,10 @@ class ApiError(Exception):
 
     def __repr__(self) -> str:
         return f"ApiError({self.reason!r}, {self.code}, {self.message!r})"
+
+
+def _rebuild_api_error(reason: str, message: str, code: int, details: dict, retry_after: float | None) -> "ApiError":
+    return ApiError(reason, message, code=code, details=details, retry_after=retry_after)
 
 
 def group_of(api_version: str) -> str:

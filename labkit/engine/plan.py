@@ -20,6 +20,12 @@ collected: if any dry-run fails the plan raises ``DryRunFailed`` carrying all of
 them in Flux's wording (``Deployment/default/web dry-run failed (Invalid):
 Deployment.apps "web" is invalid: ...``) and nothing at all is applied.
 
+``check_shape`` is the guard in front of all of this: an object whose
+identity fields have the wrong JSON type (``metadata.labels`` as a list,
+``metadata.name`` as a number — kustomize passes both through) is refused with
+a ``LabkitError`` naming the object and the field, instead of crashing the
+stages that build inventory ids, owner labels and apply order from them.
+
 An object whose namespace is created by the same set (and does not exist yet)
 cannot be dry-run before its namespace exists, on a real API server as here; the
 plan marks it ``deferred`` and the apply stage dry-runs it right after the
@@ -33,7 +39,7 @@ from typing import Any, Iterable
 from labkit.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry, subject_of
 from labkit.engine.normalize import IgnoreRule, apply_ignore, changed_paths
-from labkit.errors import ApiError
+from labkit.errors import ApiError, LabkitError
 
 SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
 RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
@@ -93,6 +99,44 @@ def comparable(obj: Obj | None) -> Obj | None:
 
 def annotation(obj: Obj, key: str) -> str:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(key, "")
+
+
+def check_shape(obj: Any, *, source: str | None = None) -> None:
+    """Refuse an object whose identity fields have the wrong JSON type; ``LabkitError`` naming it and the field.
+
+    kustomize passes such objects through (``labels: [a, b]``, ``name: 123``),
+    and everything downstream — owner labels, inventory ids, apply ordering —
+    assumes ``apiVersion``/``kind``/``metadata.name``/``metadata.namespace`` are
+    strings and ``metadata.labels``/``annotations`` maps.  Checking here turns
+    what would be a crash into one clear build error.  Value types inside those
+    maps (an annotation ``3`` instead of ``"3"``) are left to the API server.
+    """
+    if not isinstance(obj, dict):
+        raise LabkitError(f"an object must be a map, got {type(obj).__name__}", file=source)
+    md = obj.get("metadata")
+    kind = obj.get("kind")
+    name = md.get("name") if isinstance(md, dict) else None
+    ns = md.get("namespace") if isinstance(md, dict) else None
+    ident = "/".join(str(x) for x in (kind, ns if isinstance(ns, str) else None, name) if x not in (None, ""))
+    where = f"{ident}: " if ident else ""
+
+    def fail(field_path: str, want: str, got: Any) -> LabkitError:
+        err = LabkitError(f"{where}{field_path}: must be {want}, got {type(got).__name__}", file=source)
+        err.field = field_path
+        return err
+
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str):
+            raise fail(key, "a string", obj.get(key))
+    if not isinstance(md, dict):
+        raise fail("metadata", "a map", md)
+    if not isinstance(name, str) or not name:
+        raise fail("metadata.name", "a non-empty string", name)
+    if ns is not None and not isinstance(ns, str):
+        raise fail("metadata.namespace", "a string", ns)
+    for key in ("labels", "annotations"):
+        if md.get(key) is not None and not isinstance(md[key], dict):
+            raise fail(f"metadata.{key}", "a map", md[key])
 
 
 def plan(

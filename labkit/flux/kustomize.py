@@ -55,7 +55,7 @@ from labkit.duration import format_duration
 from labkit.engine.apply import ApplyFailed, ApplyOptions, apply_staged
 from labkit.engine.changeset import Action
 from labkit.engine.inventory import Inventory, InventoryEntry
-from labkit.engine.plan import DryRunFailed
+from labkit.engine.plan import DryRunFailed, check_shape
 from labkit.engine.prune import prune
 from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError, LabkitError
@@ -205,6 +205,8 @@ class KustomizationReconciler:
         yield env.timeout(sys_.timings.draw(self.rng, "build"))
         try:
             objects = sys_.build(root, obj.get("spec") or {}, sha, self.namespace, spec.post_build)
+            for o in objects:
+                check_shape(o)  # kustomize passes `labels: [a]` or `name: 123` through: refuse, never crash
             own_objects(objects, self.name, self.namespace, sys_.cluster)
             self._check_sops(objects, spec)
         except PathNotFoundError as err:  # Flux: the path is checked before building, reason ArtifactFailed

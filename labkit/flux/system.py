@@ -373,7 +373,7 @@ class FluxSystem:
         (``labkit.engine.plan``); nothing is written.  Entries ``configured`` list
         the drifted paths.  Raises ``LabkitError`` if it cannot be built.
         """
-        from labkit.engine.plan import plan
+        from labkit.engine.plan import check_shape, plan
 
         obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, name, namespace)
         if obj is None:
@@ -385,6 +385,8 @@ class FluxSystem:
             raise LabkitError(f"Kustomization {namespace}/{name}: source artifact not found")
         _, sha, root = artifact
         objects = self.build(root, obj.get("spec") or {}, sha, namespace, spec.post_build)
+        for o in objects:
+            check_shape(o)
         ks_mod.own_objects(objects, name, namespace, self.cluster)
         return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
 
