@@ -179,8 +179,10 @@ class Inventory:
     entries: list[InventoryEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for e in self.entries:
+        self._index: dict[str, int] = {}
+        for i, e in enumerate(self.entries):
             parse_object_id(e.id)
+            self._index[e.id] = i
 
     @classmethod
     def from_objects(cls, objs: Iterable[Mapping[str, Any]]) -> "Inventory":
@@ -220,14 +222,16 @@ class Inventory:
     def add(self, entry: InventoryEntry) -> None:
         """Add an entry, replacing one with the same id (its version may have changed)."""
         parse_object_id(entry.id)
-        for i, e in enumerate(self.entries):
-            if e.id == entry.id:
-                self.entries[i] = entry
-                return
+        i = self._index.get(entry.id)
+        if i is not None and i < len(self.entries) and self.entries[i].id == entry.id:
+            self.entries[i] = entry
+            return
+        self._index[entry.id] = len(self.entries)
         self.entries.append(entry)
 
     def remove(self, entry_id: str) -> None:
         self.entries = [e for e in self.entries if e.id != entry_id]
+        self._index = {e.id: i for i, e in enumerate(self.entries)}
 
     def ids(self) -> set[str]:
         return {e.id for e in self.entries}
