@@ -182,6 +182,10 @@ class Kubelet:
         self.pulls_in_flight: dict[str, simpy.Event] = {}
         self._pvc_waiters: dict[tuple[str, str], list[simpy.Event]] = {}
         self._next_ip = 0
+        #: callables ``fn(store, namespace, container_spec) -> (reason, message) | None`` consulted before each
+        #: container start: a missing Secret/ConfigMap reference is CreateContainerConfigError, as the real kubelet
+        #: reports it (``labkit.secrets.podconfig`` registers its check here)
+        self.config_checks: list = []
         informers.pods.on_change(self._on_pod)
         informers.pvcs.on_change(self._on_pvc)
 
@@ -589,6 +593,18 @@ class PodWorker:
                     self.event("Failed", "Error: ImagePullBackOff", "Warning")
                     self.sync_status()
                     yield env.timeout(wait - resync)
+                    if self.stopping:
+                        return None
+                    continue
+                blocked = next((r for r in (fn(k.store, self.ns, c.spec) for fn in k.config_checks) if r), None)
+                if blocked is not None:
+                    reason, message = blocked
+                    c.waiting(reason, message)
+                    self.event("Failed", f"Error: {message}", "Warning")
+                    self.sync_status()
+                    if first_done is not None and not first_done.triggered:
+                        first_done.succeed()
+                    yield env.timeout(t.kubelet_resync)
                     if self.stopping:
                         return None
                     continue
