@@ -198,3 +198,44 @@ def test_hpa_writes_replicas_through_the_scale_subresource_and_owns_the_field():
     assert err.value.reason == "Conflict"
     assert 'conflict with "kube-controller-manager" with subresource "scale"' in err.value.message
     assert times(c, component="horizontal-pod-autoscaler", event="SuccessfulRescale") == [65]
+
+
+def _busy_autoscaled_run(fast: bool) -> tuple[list, list]:
+    """Ten noisy workloads (incl. a step, a trough to zero demand, a missing request, a v1 HPA and one with
+    behavior) for two hours; returns the event log and the final HPA statuses."""
+    from labkit.sim.controllers.hpa import HorizontalPodAutoscalerController
+    from labkit.sim.load import DailySinusoid, Step
+
+    saved = HorizontalPodAutoscalerController.fast_path
+    HorizontalPodAutoscalerController.fast_path = fast
+    try:
+        load = LoadModel(seed=3)
+        c = make_cluster(load=load, seed=3, ready_jitter=[0, 2], schedule=[0.3, 0.9])
+        for i in range(10):
+            name = f"w{i}"
+            load.set(name, DailySinusoid(400 + 60 * i, 350, period=3600, peak_at=600 * i) if i != 3
+                     else Step(900, 0, at=2400), noise=0.15)
+            c.apply(deployment(name, "web:v1", 2, cpu=None if i == 5 else "100m", probe_delay=2),
+                    field_manager="gitops")
+            h = hpa(name, name, min_replicas=1, max_replicas=12, utilization=40 + 5 * i,
+                    behavior={"scaleDown": {"stabilizationWindowSeconds": 60}} if i == 7 else None)
+            if i == 8:
+                h = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+                     "metadata": {"name": name, "namespace": "default"},
+                     "spec": {"scaleTargetRef": h["spec"]["scaleTargetRef"], "maxReplicas": 12,
+                              "targetCPUUtilizationPercentage": 60}}
+            c.apply(h, field_manager="gitops")
+        c.run(until=7200)
+        log = [(e.time, e.component, e.event, e.object, repr(sorted(e.detail.items()))) for e in c.log]
+        statuses = [h["status"] for h in c.list("autoscaling/v2", "HorizontalPodAutoscaler")]
+        return log, statuses
+    finally:
+        HorizontalPodAutoscalerController.fast_path = saved
+
+
+def test_the_common_case_fast_path_changes_nothing():
+    fast_log, fast_status = _busy_autoscaled_run(True)
+    slow_log, slow_status = _busy_autoscaled_run(False)
+    assert len([r for r in fast_log if r[2] == "SuccessfulRescale"]) > 20
+    assert fast_status == slow_status
+    assert fast_log == slow_log

@@ -172,7 +172,29 @@ class PodInformer(Informer):
         self.info: dict[str, PodInfo] = {}
         self.by_namespace: dict[str, dict[str, PodInfo]] = {}
         self.by_label: dict[tuple[str, str, str], dict[str, PodInfo]] = {}
+        # bumped whenever a pod carrying (namespace, key, value) changes: lets a reader cache what it
+        # derived from the pods of a selector until one of them changes
+        self.label_version: dict[tuple[str, str, str], int] = {}
+        self.namespace_version: dict[str, int] = {}
         super().__init__(store, "", "Pod")
+
+    def _bump(self, ns: str, labels: dict) -> None:
+        lv = self.label_version
+        for k, v in labels.items():
+            t = (ns, k, v)
+            lv[t] = lv.get(t, 0) + 1
+        self.namespace_version[ns] = self.namespace_version.get(ns, 0) + 1
+
+    def selector_version(self, namespace: str, selector: dict[str, Any] | None) -> tuple:
+        """A value that changes whenever a pod that could match ``selector`` changes."""
+        ml = (selector or {}).get("matchLabels") or {}
+        if not ml or (selector or {}).get("matchExpressions"):
+            return (namespace, repr(selector), self.namespace_version.get(namespace, 0))
+        lv = self.label_version
+        if len(ml) == 1:
+            (k, v), = ml.items()
+            return (namespace, k, v, lv.get((namespace, k, v), 0))
+        return (namespace, tuple(ml.items()), tuple([lv.get((namespace, k, v), 0) for k, v in ml.items()]))
 
     def _index(self, ev: str, obj: dict) -> PodInfo | None:
         super()._index(ev, obj)
@@ -182,6 +204,7 @@ class PodInformer(Informer):
         pi = self.info.get(uid)
         if ev == "DELETED":
             if pi is not None:
+                self._bump(ns, pi.labels)
                 del self.info[uid]
                 self.by_namespace.get(ns, {}).pop(uid, None)
                 for k, v in pi.labels.items():
@@ -196,8 +219,10 @@ class PodInformer(Informer):
             self.by_namespace.setdefault(ns, {})[uid] = pi
             for k, v in pi.labels.items():
                 self.by_label.setdefault((ns, k, v), {})[uid] = pi
+            self._bump(ns, pi.labels)
             return pi
         old_labels = pi.labels
+        self._bump(ns, old_labels)
         pi.update(obj)
         if pi.labels is not old_labels and pi.labels != old_labels:
             for k, v in old_labels.items():
@@ -206,6 +231,7 @@ class PodInformer(Informer):
                     d.pop(uid, None)
             for k, v in pi.labels.items():
                 self.by_label.setdefault((ns, k, v), {})[uid] = pi
+            self._bump(ns, pi.labels)
         return pi
 
     def owned_info(self, owner_uid: str) -> list[PodInfo]:
