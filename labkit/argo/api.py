@@ -60,6 +60,7 @@ from typing import Any, Iterable, Mapping
 
 from labkit.duration import parse_duration
 from labkit.errors import LabkitError
+from labkit.specreader import SpecReader, show
 
 __all__ = [
     "API_VERSION",
@@ -137,64 +138,11 @@ DEFAULT_REVISION_HISTORY_LIMIT = 10
 # ------------------------------------------------------------------ reading helpers
 
 
-def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, Mapping):
-        return "an object"
-    if isinstance(v, list):
-        return "a list"
-    if v is None:
-        return "null"
-    return repr(v)
+_show = show
 
 
-class _Reader:
-    """Typed access to a YAML map that reports errors with the field path and the file."""
-
-    def __init__(self, file: str | None):
-        self.file = file
-
-    def fail(self, path: str, message: str) -> LabkitError:
-        return LabkitError(message, file=self.file, field=path)
-
-    def mapping(self, value: Any, path: str, *, required: bool = False) -> dict[str, Any] | None:
-        if value is None:
-            if required:
-                raise self.fail(path, "required field missing")
-            return None
-        if not isinstance(value, Mapping):
-            raise self.fail(path, f"must be an object, got {_show(value)}")
-        return dict(value)
-
-    def known(self, m: Mapping[str, Any], path: str, known: Iterable[str]) -> None:
-        allowed = set(known)
-        for key in m:
-            if key not in allowed:
-                raise self.fail(f"{path}.{key}" if path else str(key), "unknown field")
-
-    def text(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False, default: str = "") -> str:
-        v = m.get(key)
-        where = f"{path}.{key}" if path else key
-        if v is None:
-            if required:
-                raise self.fail(where, "required field missing")
-            return default
-        if not isinstance(v, str):
-            raise self.fail(where, f"must be a string, got {_show(v)}")
-        if required and v == "":
-            raise self.fail(where, "must not be empty")
-        return v
-
-    def flag(self, m: Mapping[str, Any], key: str, path: str, default: bool = False) -> bool:
-        v = m.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, bool):
-            raise self.fail(f"{path}.{key}", f"must be a boolean, got {_show(v)}")
-        return v
+class _Reader(SpecReader):
+    """``SpecReader`` plus Argo's integers and string lists."""
 
     def integer(self, m: Mapping[str, Any], key: str, path: str, default: int | None = None) -> int | None:
         v = m.get(key)
@@ -202,14 +150,6 @@ class _Reader:
             return default
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(f"{path}.{key}", f"must be an integer, got {_show(v)}")
-        return v
-
-    def items(self, m: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        v = m.get(key)
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise self.fail(f"{path}.{key}", f"must be a list, got {_show(v)}")
         return v
 
     def strings(self, m: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:

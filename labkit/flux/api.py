@@ -64,6 +64,7 @@ from typing import Any, Mapping
 from labkit.duration import FLUX_DURATION_PATTERN, FLUX_GIT_TIMEOUT_PATTERN, parse_duration
 from labkit.engine.normalize import IgnoreRule, Selector
 from labkit.errors import LabkitError
+from labkit.specreader import SpecReader, show
 
 __all__ = [
     "SOURCE_API_VERSION",
@@ -100,50 +101,8 @@ _VAR_NAME = re.compile(r"^[_A-Za-z][_A-Za-z0-9]*$")
 # ------------------------------------------------------------------ reading helpers
 
 
-class _Reader:
-    """Typed access to a spec map that reports errors with the field path and file."""
-
-    def __init__(self, file: str | None):
-        self.file = file
-
-    def fail(self, path: str, message: str) -> LabkitError:
-        return LabkitError(message, file=self.file, field=path)
-
-    def mapping(self, value: Any, path: str, *, required: bool = False) -> dict[str, Any] | None:
-        if value is None:
-            if required:
-                raise self.fail(path, "required field missing")
-            return None
-        if not isinstance(value, Mapping):
-            raise self.fail(path, f"must be an object, got {_show(value)}")
-        return dict(value)
-
-    def check_fields(self, m: Mapping[str, Any], path: str, known: set[str]) -> None:
-        for key in m:
-            if key not in known:
-                raise self.fail(f"{path}.{key}", "unknown field")
-
-    def text(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False, default: str = "") -> str:
-        v = m.get(key)
-        if v is None:
-            if required:
-                raise self.fail(f"{path}.{key}", "required field missing")
-            return default
-        if not isinstance(v, str):
-            raise self.fail(f"{path}.{key}", f"must be a string, got {_show(v)}")
-        if required and v == "":
-            raise self.fail(f"{path}.{key}", "must not be empty")
-        return v
-
-    def flag(self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False, default: bool = False) -> bool:
-        v = m.get(key)
-        if v is None:
-            if required:
-                raise self.fail(f"{path}.{key}", "required field missing")
-            return default
-        if not isinstance(v, bool):
-            raise self.fail(f"{path}.{key}", f"must be a boolean, got {_show(v)}")
-        return v
+class _Reader(SpecReader):
+    """``SpecReader`` plus Flux's durations and enums."""
 
     def duration(
         self, m: Mapping[str, Any], key: str, path: str, *, required: bool = False, pattern: str = FLUX_DURATION_PATTERN
@@ -155,14 +114,6 @@ class _Reader:
             return None
         return parse_duration(v, field=f"{path}.{key}", file=self.file, pattern=pattern)
 
-    def items(self, m: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        v = m.get(key)
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise self.fail(f"{path}.{key}", f"must be a list, got {_show(v)}")
-        return v
-
     def enum(self, m: Mapping[str, Any], key: str, path: str, allowed: tuple[str, ...], *, required: bool = True) -> str:
         v = self.text(m, key, path, required=required)
         if v and v not in allowed:
@@ -170,16 +121,7 @@ class _Reader:
         return v
 
 
-def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, Mapping):
-        return "an object"
-    if isinstance(v, list):
-        return "a list"
-    return repr(v)
+_show = show
 
 
 def _header(obj: Any, kind: str, api_version: str, file: str | None) -> tuple[str, str, dict[str, Any]]:
