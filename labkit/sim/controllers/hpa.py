@@ -425,28 +425,8 @@ class HorizontalPodAutoscalerController(Controller):
         reason = f"{rescale_metric} above target" if desired > current else \
             ("All metrics below target" if desired < current else "")
         # normalizeDesiredReplicas
-        stabilized = self._stabilize(key, desired)
-        if stabilized != desired:
-            able = ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the "
-                                           "highest recent recommendation")
-        else:
-            able = ("ReadyForNewScale", "recommended size matches current size")
-        min_r, max_r = p.min_replicas, p.max_replicas
-        limit = int(max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM))
-        if max_r > limit:
-            maximum, lim_reason, lim_msg = limit, "ScaleUpLimit", \
-                "the desired replica count is increasing faster than the maximum scale rate"
-        else:
-            maximum, lim_reason, lim_msg = max_r, "TooManyReplicas", \
-                "the desired replica count is more than the maximum replica count"
-        if stabilized < min_r:
-            result, lim_reason, lim_msg = min_r, "TooFewReplicas", \
-                "the desired replica count is less than the minimum replica count"
-        elif stabilized > maximum:
-            result = maximum
-        else:
-            result, lim_reason, lim_msg = stabilized, "DesiredWithinRange", \
-                "the desired count is within the acceptable range"
+        stabilized, result, able, (lim_reason, lim_msg) = self._normalize_decision(
+            key, current, desired, p.min_replicas, p.max_replicas)
         limited = "False" if result == stabilized else "True"
         active = _VALID_METRIC.get(metric)
         if active is None:
@@ -726,30 +706,35 @@ class HorizontalPodAutoscalerController(Controller):
         return new_replicas, usage
 
     # ------------------------------------------------------------------ normalisation (no behavior)
-    def _normalize(self, key: tuple, conds: list[dict], current: int, desired: int, min_r: int, max_r: int) -> int:
+    def _normalize_decision(self, key: tuple, current: int, desired: int, min_r: int,
+                            max_r: int) -> tuple[int, int, tuple[str, str], tuple[str, str]]:
+        """``normalizeDesiredReplicas``: (stabilized, result, AbleToScale reason/message, ScalingLimited reason/message)."""
         stabilized = self._stabilize(key, desired)
         if stabilized != desired:
-            self._set_condition(conds, "AbleToScale", "True", "ScaleDownStabilized",
-                                "recent recommendations were higher than current one, applying the highest "
-                                "recent recommendation")
+            able = ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the "
+                                           "highest recent recommendation")
         else:
-            self._set_condition(conds, "AbleToScale", "True", "ReadyForNewScale",
-                                "recommended size matches current size")
+            able = ("ReadyForNewScale", "recommended size matches current size")
         limit = int(max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM))
         if max_r > limit:
-            maximum, cond, reason = limit, "ScaleUpLimit", \
-                "the desired replica count is increasing faster than the maximum scale rate"
+            maximum, limited = limit, ("ScaleUpLimit", "the desired replica count is increasing faster than the "
+                                                       "maximum scale rate")
         else:
-            maximum, cond, reason = max_r, "TooManyReplicas", \
-                "the desired replica count is more than the maximum replica count"
+            maximum, limited = max_r, ("TooManyReplicas", "the desired replica count is more than the maximum "
+                                                          "replica count")
         if stabilized < min_r:
-            result, cond, reason = min_r, "TooFewReplicas", \
-                "the desired replica count is less than the minimum replica count"
+            result, limited = min_r, ("TooFewReplicas", "the desired replica count is less than the minimum "
+                                                        "replica count")
         elif stabilized > maximum:
             result = maximum
         else:
-            result, cond, reason = stabilized, "DesiredWithinRange", "the desired count is within the acceptable range"
-        self._set_condition(conds, "ScalingLimited", "False" if result == stabilized else "True", cond, reason)
+            result, limited = stabilized, ("DesiredWithinRange", "the desired count is within the acceptable range")
+        return stabilized, result, able, limited
+
+    def _normalize(self, key: tuple, conds: list[dict], current: int, desired: int, min_r: int, max_r: int) -> int:
+        stabilized, result, able, limited = self._normalize_decision(key, current, desired, min_r, max_r)
+        self._set_condition(conds, "AbleToScale", "True", *able)
+        self._set_condition(conds, "ScalingLimited", "False" if result == stabilized else "True", *limited)
         return result
 
     def _stabilize(self, key: tuple, desired: int) -> int:
