@@ -176,6 +176,9 @@ SOURCE_IGNORE_DEFAULTS: dict[str, frozenset[str]] = {
     }),
 }
 
+# A three-way merge of one file is milliseconds; a hung git must not hang the lab.
+MERGE_FILE_TIMEOUT = 30.0
+
 # Isolate every git process from the user's configuration (signing, hooks, templates...).
 _GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -1231,11 +1234,18 @@ class ManifestRepo:
                 with open(fp, "wb") as fh:
                     fh.write(data)
                 paths.append(fp)
-            proc = subprocess.run(  # noqa: S603 - fixed argv
-                ["git", "merge-file", "-p", *paths],
-                capture_output=True,
-                env={**os.environ, **_GIT_ENV},
-            )
+            try:
+                proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                    ["git", "merge-file", "-p", *paths],
+                    capture_output=True,
+                    env={**os.environ, **_GIT_ENV},
+                    timeout=MERGE_FILE_TIMEOUT,
+                )
+            except subprocess.TimeoutExpired:
+                raise LabkitError(
+                    f"git merge-file did not finish within {MERGE_FILE_TIMEOUT:g} s; the merge was abandoned "
+                    "and nothing was committed"
+                ) from None
         return proc.stdout if proc.returncode == 0 else None
 
     # -------------------------------------------------------------- clones

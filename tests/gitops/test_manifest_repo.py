@@ -192,6 +192,28 @@ def test_merge_combines_changes_to_different_lines(repo: ManifestRepo):
     assert repo.read("notes.txt") == "ONE\n2\n3\n4\n5\n6\n7\nEIGHT\n"
 
 
+def test_a_hung_merge_file_times_out_and_commits_nothing(repo: ManifestRepo, tmp_path, monkeypatch):
+    """A git that never finishes ``merge-file`` (a stand-in on PATH) is killed after the timeout."""
+    import shutil
+
+    import labkit.gitops.repo as repo_mod
+
+    real_git = shutil.which("git")
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = merge-file ]; then exec sleep 30; fi\nexec {real_git} "$@"\n')
+    fake.chmod(0o755)
+    repo.commit({"notes.txt": "1\n2\n3\n4\n5\n6\n7\n8\n"}, message="notes", author="alice", when=1)
+    pr = repo.open_pull_request("top", {"notes.txt": "ONE\n2\n3\n4\n5\n6\n7\n8\n"}, "alice", when=2)
+    head = repo.commit({"notes.txt": "1\n2\n3\n4\n5\n6\n7\nEIGHT\n"}, message="bottom", author="bob", when=3)
+    monkeypatch.setattr(repo_mod, "MERGE_FILE_TIMEOUT", 0.5)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    with pytest.raises(LabkitError, match=r"git merge-file did not finish within 0\.5 s"):
+        repo.merge(pr, "carol", when=4)
+    assert repo.head() == head
+    assert repo.read("notes.txt") == "1\n2\n3\n4\n5\n6\n7\nEIGHT\n"
+
+
 def test_merge_conflict_names_the_path(repo: ManifestRepo):
     pr = repo.open_pull_request("tag-a", {f"{STAGING}/kustomization.yaml": set_image_in_kustomization(
         repo.read(f"{STAGING}/kustomization.yaml"), IMAGE, "6.6.0")}, "alice", when=1)
