@@ -48,8 +48,16 @@ def prune(
     disabled_value: str = "disabled",
     propagation: str = "Background",
     timings: EngineTimings | None = None,
+    exclusions: dict[str, str] | None = None,
 ) -> Generator[simpy.Event, Any, PruneResult]:
+    """Delete the ``stale`` entries that still carry ``owner_labels`` (see the module docstring).
+
+    An object whose ``annotation_key`` annotation equals ``disabled_value``, or which
+    carries any of the ``exclusions`` (label or annotation key → value, compared
+    case-insensitively, like fluxcd/pkg/ssa's ``DeleteOptions.Exclusions``), is skipped.
+    """
     timings = timings or EngineTimings()
+    excluded = {annotation_key: disabled_value, **(exclusions or {})}
     result = PruneResult(ChangeSet())
     entries = sorted(stale, key=lambda e: flux_sort_key(e.to_ref()), reverse=True)
     requests = 0
@@ -73,7 +81,7 @@ def prune(
         if any(labels.get(k) != v for k, v in owner_labels.items()):
             result.changeset.add(ChangeSetEntry.for_object(live, Action.SKIPPED))
             continue
-        if annotations.get(annotation_key, "").lower() == disabled_value.lower():
+        if any(str(m.get(k) or "").lower() == v.lower() != "" for k, v in excluded.items() for m in (labels, annotations)):
             result.changeset.add(ChangeSetEntry.for_object(live, Action.SKIPPED))
             continue
         if md.get("deletionTimestamp"):

@@ -42,7 +42,9 @@ root, ``"./"``), ``prune`` (required boolean), ``wait``, ``healthChecks``
 values only — quote numbers and booleans, as Flux requires — with names
 matching ``^[_[:alpha:]][_[:alpha:][:digit:]]*$``; ``substituteFrom``: ``kind``
 ConfigMap or Secret, ``name``, ``optional``), ``decryption`` (``provider: sops``,
-``secretRef``).
+``secretRef``), ``deletionPolicy`` (``MirrorPrune`` — the default: delete the
+inventory on deletion when ``prune`` is true — ``Delete``, ``WaitForTermination``
+or ``Orphan``).
 
 ``ignore`` is the newest field (kustomize-controller PR #1627, "drift ignore
 rules"): a list of ``{paths: [JSON pointers], target: {group, version, kind,
@@ -92,6 +94,8 @@ KUSTOMIZE_API_VERSION = f"{KUSTOMIZE_GROUP}/v1"
 GIT_REPOSITORY_KIND = "GitRepository"
 KUSTOMIZATION_KIND = "Kustomization"
 SOURCE_KINDS = ("OCIRepository", "GitRepository", "Bucket", "ExternalArtifact")
+# what the finalizer does with the inventory when the Kustomization is deleted (MirrorPrune: what spec.prune says)
+DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
 DEFAULT_NAMESPACE = "default"
 
 _GIT_URL = re.compile(r"^(http|https|ssh|file)://.*$")
@@ -335,6 +339,7 @@ class KustomizationSpec:
     post_build: PostBuild | None = None
     decryption: Decryption | None = None
     ignore: tuple[IgnoreRule, ...] = ()
+    deletion_policy: str = "MirrorPrune"
     extra: dict[str, Any] = field(default_factory=dict)
 
     api_version = KUSTOMIZE_API_VERSION
@@ -356,6 +361,7 @@ class KustomizationSpec:
         "postBuild",
         "decryption",
         "ignore",
+        "deletionPolicy",
     }
     _UPSTREAM_UNMODELLED = {
         "commonMetadata",
@@ -368,7 +374,6 @@ class KustomizationSpec:
         "healthCheckExprs",
         "namePrefix",
         "nameSuffix",
-        "deletionPolicy",
     }
 
     @classmethod
@@ -448,6 +453,7 @@ class KustomizationSpec:
             post_build=_post_build(r, spec.get("postBuild")),
             decryption=_decryption(r, spec.get("decryption")),
             ignore=_ignore(r, spec.get("ignore")),
+            deletion_policy=r.enum(spec, "deletionPolicy", "spec", DELETION_POLICIES, required=False) or "MirrorPrune",
             extra={k: spec[k] for k in cls._UPSTREAM_UNMODELLED if k in spec},
         )
 

@@ -73,7 +73,10 @@ FIELD_MANAGER = "kustomize-controller"
 NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+FINALIZER = "finalizers.fluxcd.io"
+RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
 DEPENDENCY_REQUEUE = 30.0
+TERMINATION_POLL = 2.0  # WaitForTermination: ssa.WaitOptions{Interval: 2 * time.Second}
 HISTORY_LIMIT = 5
 
 
@@ -119,6 +122,14 @@ class KustomizationReconciler:
     def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
         sys_ = self.system
         env = sys_.env
+        md = obj.get("metadata") or {}
+        if md.get("deletionTimestamp"):
+            yield from self._finalize(obj)
+            return None
+        if FINALIZER not in (md.get("finalizers") or ()):
+            # added before anything else, as Flux does, so a deletion can never race the first apply
+            self._set_finalizer(obj, present=True)
+            return 0.0
         try:
             spec = KustomizationSpec.from_obj(obj)
         except LabkitError as err:
@@ -181,6 +192,91 @@ class KustomizationReconciler:
         self.unrecorded = None
         self.last_result = {"ok": True, "revision": revision, **result}
         return spec.interval
+
+    # ------------------------------------------------------------------ deletion
+
+    def _set_finalizer(self, obj: dict[str, Any], *, present: bool) -> None:
+        """Add or remove ``finalizers.fluxcd.io`` with an Update of the live object (a 409 is a returned error)."""
+        md = obj["metadata"]
+        live = self.system.cluster.get(API_VERSION, KIND, md["name"], md.get("namespace"))
+        if live is None:
+            return
+        lmd = live["metadata"]
+        finalizers = [f for f in lmd.get("finalizers") or [] if f != FINALIZER]
+        if present:
+            finalizers.append(FINALIZER)
+        if finalizers == list(lmd.get("finalizers") or []):
+            return
+        lmd["finalizers"] = finalizers
+        lmd.pop("managedFields", None)
+        self.system.cluster.update(live, field_manager=FIELD_MANAGER)
+
+    def _finalize(self, obj: dict[str, Any]) -> Generator[Any, Any, None]:
+        """kustomize-controller's ``finalize``: garbage-collect the inventory per ``deletionPolicy``, then let go.
+
+        The inventory is deleted (Background propagation) when the policy says so —
+        ``MirrorPrune`` (the default) follows ``spec.prune``, ``Delete`` and
+        ``WaitForTermination`` always, ``Orphan`` never — unless the Kustomization is
+        suspended or has no inventory.  Objects without this Kustomization's owner
+        labels, or marked ``kustomize.toolkit.fluxcd.io/prune: disabled`` or
+        ``kustomize.toolkit.fluxcd.io/reconcile: disabled``, are skipped.  A failed
+        deletion is a returned error (the object is retried with back-off and keeps
+        its finalizer); with ``WaitForTermination`` the controller polls every 2 s
+        until the deleted objects are gone or ``timeout`` passes (then it logs
+        ``failed to wait for resources termination`` and lets go anyway).
+        """
+        sys_ = self.system
+        env = sys_.env
+        md = obj["metadata"]
+        if FINALIZER not in (md.get("finalizers") or ()):
+            return
+        raw = obj.get("spec") or {}
+        try:
+            spec: KustomizationSpec | None = KustomizationSpec.from_obj(obj)
+        except LabkitError:
+            spec = None  # an invalid spec still gets deleted: read what can be read
+        policy = spec.deletion_policy if spec else str(raw.get("deletionPolicy") or "MirrorPrune")
+        prune_on = spec.prune if spec else raw.get("prune") is True
+        suspended = spec.suspend if spec else raw.get("suspend") is True
+        status = obj.get("status") or {}
+        inventory = Inventory.from_status(status.get("inventory"))
+        revision = status.get("lastAppliedRevision", "")
+        delete = {"MirrorPrune": prune_on, "Delete": True, "WaitForTermination": True}.get(policy, False)
+        if delete and not suspended and len(inventory):
+            t0 = env.now
+            pres = yield from prune(env, sys_.cluster, list(inventory),
+                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
+                                    exclusions={RECONCILE_ANNOTATION: "disabled"}, timings=sys_.engine_timings)
+            if pres.failed:
+                sys_.log.record(COMPONENT, "GarbageCollectionFailed", self.key, revision=revision,
+                                detail={"message": "pruning for deleted resource failed",
+                                        "errors": [m for _, m in pres.failed]})
+                err = ApiError("InternalError", "pruning for deleted resource failed: "
+                               + "; ".join(m for _, m in pres.failed))
+                raise err
+            deleted = pres.changeset.by_action(Action.DELETED)
+            if len(pres.changeset):
+                sys_.log.record(COMPONENT, "GarbageCollected", self.key, revision=revision,
+                                detail={"changeset": pres.changeset.to_string(), "deleted": len(deleted),
+                                        "started": t0, "duration": env.now - t0})
+            if policy == "WaitForTermination" and len(deleted):
+                gone_ids = {e.object_id for e in deleted}
+                waiting = [e for e in inventory if e.id in gone_ids]
+                deadline = env.now + (spec.timeout if spec else 0.0)
+                while True:
+                    left = [e for e in waiting if sys_.cluster.get(e.api_version, e.object_id.kind, e.object_id.name,
+                                                                   e.object_id.namespace or None) is not None]
+                    if not left:
+                        break
+                    if env.now >= deadline:
+                        sys_.log.record(COMPONENT, "TerminationTimeout", self.key, revision=revision,
+                                        detail={"message": "failed to wait for resources termination",
+                                                "remaining": [e.object_id.subject for e in left]})
+                        break
+                    yield env.timeout(min(TERMINATION_POLL, max(deadline - env.now, 0.0)))
+        self._set_finalizer(obj, present=False)
+        sys_.log.record(COMPONENT, "Finalized", self.key, revision=revision,
+                        detail={"deletionPolicy": policy, "garbageCollected": bool(delete and not suspended and len(inventory))})
 
     def report_error(self, obj: dict[str, Any], err: ApiError, retry_in: float) -> None:
         """Report an API error the dispatch loop caught: ``Ready=False`` (``ReconciliationFailed``).

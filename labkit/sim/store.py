@@ -668,6 +668,10 @@ class ApiStore:
 
     def _mark_deleting(self, info: KindInfo, live: dict, finalizers: list, manager: str, propagation: str) -> None:
         md = live["metadata"]
+        # the API server bumps metadata.generation when it first sets deletionTimestamp
+        # (registry/rest BeforeDelete, store markAsDeleting): controllers see the deletion as a new generation
+        if md.get("generation"):
+            md["generation"] += 1
         md["deletionTimestamp"] = iso(self.now())
         if finalizers:
             md["finalizers"] = finalizers
