@@ -10,6 +10,7 @@ generator, so a seed gives the same run every time.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 
@@ -40,7 +41,12 @@ EPOCH_UNIX = 1_767_225_600
 
 def timestamp(seconds: float) -> str:
     """Seconds on a run's clock as an RFC 3339 timestamp (runs start at 2026-01-01T00:00:00Z)."""
+    return _timestamp(int(seconds // 1))  # whole seconds, as metav1.Time serialises
+
+
+@functools.lru_cache(maxsize=4096)
+def _timestamp(whole_seconds: int) -> str:
     from datetime import datetime, timedelta, timezone
 
-    t = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=float(seconds))
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=whole_seconds)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -27,6 +27,7 @@ way conflict messages do (``.spec.template.spec.containers[name="web"].image``) 
 """
 from __future__ import annotations
 
+import functools
 import json
 import marshal
 from typing import Any, Iterable
@@ -273,19 +274,45 @@ def format_path(path: Path) -> str:
 
 
 def to_fields_v1(paths: Iterable[Path]) -> dict:
-    """Render a field set as a ``fieldsV1`` document (``f:`` / ``k:`` / ``v:`` keys)."""
-    root: dict = {}
-    for path in sorted(paths, key=lambda p: [str(s) for s in p]):
-        node = root
-        for i, step in enumerate(path):
-            if isinstance(step, tuple):
-                if step[0] == "k":
-                    key = "k:" + json.dumps({k: v for k, v in step[1]}, separators=(",", ":"), sort_keys=True)
-                else:
-                    key = "v:" + json.dumps(step[1])
-            else:
-                key = "f:" + step
-            node = node.setdefault(key, {})
-            if isinstance(step, tuple) and step[0] == "k" and i == len(path) - 1:
-                node.setdefault(".", {})
-    return root
+    """Render a field set as a ``fieldsV1`` document (``f:`` / ``k:`` / ``v:`` keys).
+
+    Siblings come out in the order of ``str(step)`` (associative-list elements before
+    named fields), with a ``"."`` marker first under a list element that is itself
+    owned — the order a sort of the whole paths would give, built as a tree first so
+    only siblings are ever sorted.
+    """
+    tree: dict = {}
+    for path in paths:
+        node = tree
+        for step in path:
+            child = node.get(step)
+            if child is None:
+                child = node[step] = {}
+            node = child
+        if path and isinstance(path[-1], tuple) and path[-1][0] == "k":
+            node[_DOT] = None
+    return _render_tree(tree)
+
+
+_DOT = object()
+
+
+def _render_tree(tree: dict) -> dict:
+    out: dict = {}
+    if _DOT in tree:
+        out["."] = {}
+    steps = [s for s in tree if s is not _DOT]
+    if len(steps) > 1:
+        steps.sort(key=str)
+    for step in steps:
+        out[_step_key(step)] = _render_tree(tree[step])
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _step_key(step: Any) -> str:
+    if isinstance(step, tuple):
+        if step[0] == "k":
+            return "k:" + json.dumps({k: v for k, v in step[1]}, separators=(",", ":"), sort_keys=True)
+        return "v:" + json.dumps(step[1])
+    return "f:" + step
