@@ -2,7 +2,7 @@
 #
 #   make lab    set up .venv (once), then run every scenario headless into reports/
 #   make test   set up .venv (once), then run the whole test suite (tests/)
-#   make bench  set up .venv (once), then run each benchmarks/bench_*.py script
+#   make bench  set up .venv (once), then `labkit bench`: every benchmarks/bench_*.py, one table
 #
 # Setup is one `python3 -m venv .venv` plus `pip install -e .[test]`.  The install
 # is redone only when pyproject.toml changes (or .venv is deleted): a stamp file
@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make lab    run every scenario headless on the embedded simulator into $(OUT)/"
 	@echo "make test   run the whole test suite (unit tests and notebook execution)"
-	@echo "make bench  run the benchmark scripts benchmarks/bench_*.py"
+	@echo "make bench  run every benchmarks/bench_*.py and print one table (labkit bench)"
 	@echo "make setup  only create .venv and install labkit into it"
 	@echo "make clean  remove .venv and $(OUT)/"
 
@@ -62,10 +62,11 @@ controlplane: $(STAMP)
 	  $(VENV)/bin/labkit cluster build; \
 	fi
 
+# Every benchmarks/bench_*.py in its own process, then one table (figure, value, target);
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS='--quick' or BENCH_ARGS='--only engine'.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@shopt -s nullglob; scripts=(benchmarks/bench_*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks/bench_*.py scripts yet"; exit 0; fi; \
-	for s in "$${scripts[@]}"; do echo "== $$s"; $(PY) "$$s" || exit $$?; done
+	$(VENV)/bin/labkit bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT)

@@ -1,4 +1,4 @@
-"""Fleet benchmark for the Argo CD dialect (a script, not a test: ``python tests/argo/bench_fleet.py``).
+"""Fleet benchmark for the Argo CD dialect (a script, not a test: ``python benchmarks/bench_fleet.py [N]``).
 
 1,000 services of 5 plain-YAML objects each (Deployment, Service, ConfigMap,
 ServiceAccount, Secret) in one repository; an ApplicationSet with a git
@@ -11,7 +11,9 @@ seconds (and CPU seconds of this process, which a busy machine disturbs less):
   (1,000 comparisons of 5 objects, status writes, no apply).
 
 Targets (design brief): first sync < 20 s, no-op refresh < 3 s.  The simulator's
-workload controllers are off: the measurement is of Argo's work, not of pods.
+workload controllers are off: the measurement is of Argo's work, not of pods.  The
+figures also go to ``labkit bench`` (``labkit.bench.report``); under ``labkit bench
+--quick`` the fleet has 200 services and the figures carry no target.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from pathlib import Path
 import simpy
 
 from labkit.argo import ArgoSystem, ArgoTimings
+from labkit.bench import Figure, quick, report
 from labkit.engine.apply import EngineTimings
 from labkit.events import EventLog
 from labkit.gitops.repo import ManifestRepo
@@ -94,6 +97,15 @@ def main(n: int = 1000) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    result = main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else (200 if quick() else 1000)
+    result = main(n)
     for k, v in result.items():
         print(f"{k}: {v}")
+    full = n == 1000
+    report([
+        Figure(f"first full sync, {n:,} Applications x 5 objects", result["first_sync_wall_s"], "s",
+               target=20.0 if full else None,
+               note=f"cpu {result['first_sync_cpu_s']} s; {result['first_sync_virtual_s']:g} virtual s"),
+        Figure(f"no-op refresh of {n:,} Applications", result["noop_refresh_wall_s"], "s",
+               target=3.0 if full else None, note=f"cpu {result['noop_refresh_cpu_s']} s"),
+    ])

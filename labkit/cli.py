@@ -5,6 +5,7 @@
     labkit run --all [--out DIR]            every scenario into DIR/<name>/ (default reports/)
     labkit try PATH_OR_GIT_URL [...]        reconcile your own manifest repo in the simulator (labkit.tryrepo.cli)
     labkit lab [JUPYTER ARGS...]            JupyterLab in notebooks/
+    labkit bench [--only NAME]... [--quick] [--json]   every benchmarks/bench_*.py, one table (labkit.bench)
 
 Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
 what the YAML declares); 2 bad input (``labkit: error: <message>`` on stderr, as
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
     p.set_defaults(func=cmd_lab)
     add_cluster_commands(sub)
+    add_bench_command(sub)
     return parser
 
 
@@ -120,7 +122,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             help_text = p.help + (f" ({'; '.join(extra)})" if extra else "")
             params.add_row(Text(p.name), Text(p.describe_type()), Text(repr(p.default)), Text(help_text))
         params.add_row(Text("seed"), Text("int"), Text("0"), Text("random seed (--seed)"))
-        params.add_row(Text("cluster"), Text("str"), Text("'sim'"), Text("sim | kwok | kind | kube context (--cluster)"))
+        runs_on = " | ".join({"context": "kube context"}.get(k, k) for k in sc.clusters)
+        params.add_row(Text("cluster"), Text("str"), Text("'sim'"), Text(f"{runs_on} (--cluster)"
+                                                                        + (f"; {sc.real_note}" if sc.real_note else "")))
         out.print(params)
         metrics = Table("metric", "meaning", title="metrics.json", title_justify="left")
         for key, desc in sc.metrics.items():
@@ -145,7 +149,7 @@ def _run_one(args: argparse.Namespace) -> int:
 
     out, err = _consoles()
     sc = sc_mod.get(args.name)
-    params = sc.resolve_params(args.param)  # fail fast, before the spinner
+    params = sc.resolve_params(args.param, cluster=args.cluster)  # fail fast (and on a cluster it cannot use)
     out_dir = Path(args.out) if args.out else Path("reports") / sc.name
     with err.status(f"running {sc.name} ({sc.notebook_rel}) ...", spinner="dots"):
         res = runner.run_scenario(
@@ -271,7 +275,7 @@ def add_cluster_commands(sub: Any) -> None:
         ),
     )
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION")
-    b = csub.add_parser("build", help="build the control plane and KWOK from Go module sources")
+    b = csub.add_parser("build", help="build the control plane, KWOK and metrics-server from Go module sources")
     b.add_argument("--component", action="append", metavar="NAME",
                    help="build only this component (repeatable; default: all)")
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
@@ -300,13 +304,13 @@ def add_cluster_commands(sub: Any) -> None:
 def cmd_cluster_build(args: argparse.Namespace) -> int:
     from labkit.kube import build as kbuild
 
-    components = tuple(args.component) if args.component else kbuild.CONTROL_PLANE + kbuild.KWOK_COMMANDS
+    components = tuple(args.component) if args.component else kbuild.ALL_COMPONENTS
     report = kbuild.build(components, force=args.force, log=lambda m: print(m, file=sys.stderr))
+    where = ", ".join(str(p) for p in kbuild.bin_dirs())
     if all(s.skipped for s in report.steps):
-        print(f"up to date: {kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
+        print(f"up to date: {where}")
     else:
-        print(f"built in {report.seconds:.0f} s (peak RSS {report.max_rss_mb:.0f} MiB): "
-              f"{kbuild.control_plane_bin()} and {kbuild.kwok_bin()}")
+        print(f"built in {report.seconds:.0f} s (peak RSS {report.max_rss_mb:.0f} MiB): {where}")
     return 0
 
 
@@ -338,7 +342,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         state = cp.create(args.name, nodes=args.nodes, stage_options=StageOptions(missing_images=args.missing_image),
                           timeout=args.timeout, log=say)
         print(f"cluster {state.name!r} ready in {state.ready_seconds:.1f} s: {state.server} "
-              f"({len(state.nodes)} KWOK nodes, Kubernetes {state.version})")
+              f"({len(state.nodes)} KWOK nodes, Kubernetes {state.version}, "
+              f"{'metrics.k8s.io by metrics-server' if state.metrics else 'no metrics API: metrics-server not built'})")
         print(f"  kubeconfig {state.kubeconfig} (context {state.context})")
         print(f"  export KUBECONFIG={state.kubeconfig}")
         return 0
@@ -360,6 +365,74 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print(f"  {c.name:<24} pid {c.pid:<8} {'running' if c.running else 'stopped':<8} {port:<16} log {c.log}")
     print(f"  kubeconfig {st.kubeconfig}")
     return 0 if st.running else 1
+
+
+# ------------------------------------------------------------------ labkit bench
+
+def add_bench_command(sub: Any) -> None:
+    """``labkit bench``: run every benchmark script and print one table of figures (see labkit.bench)."""
+    p = sub.add_parser(
+        "bench", help="run every benchmarks/bench_*.py and print one table (figure, value, target)",
+        description=(
+            "Run each benchmarks/bench_*.py in its own process, one after another, and print one table of "
+            "their figures against the project's targets. A missed target is a figure, not a failure: the "
+            "exit code is 1 only when a script crashed or hit the time limit. Each script's own output is "
+            "echoed to stderr and kept in --log-dir."
+        ),
+    )
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="run only this benchmark (engine, sim, real, ...; repeatable)")
+    p.add_argument("--quick", action="store_true",
+                   help="reduced sizes where the scripts support it (figures then carry no targets)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout (nothing else)")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="stop a script that runs longer than this (default 1800)")
+    p.add_argument("--log-dir", metavar="DIR", help="where each script's output goes (default reports/bench)")
+    p.add_argument("--quiet", action="store_true", help="do not echo the scripts' output to stderr")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.text import Text
+
+    from labkit import bench, scenario as sc_mod
+
+    if args.timeout <= 0:
+        raise LabkitError("must be positive", field="--timeout")
+    scripts = bench.discover(sc_mod.home() / "benchmarks", args.only)
+    if not scripts:
+        raise LabkitError("no benchmarks/bench_*.py scripts", file=sc_mod.display_path(sc_mod.home() / "benchmarks"))
+    out, err = _consoles()
+    if not out.is_terminal:  # a file or a pipe: rich would wrap the table at 80 columns
+        from rich.console import Console
+
+        out = Console(width=200)
+    log_dir = Path(args.log_dir) if args.log_dir else sc_mod.home() / "reports" / "bench"
+    load = bench.load_average()
+    err.print(Text(f"labkit bench: {len(scripts)} script(s), {os.cpu_count()} cores, load average {load} "
+                   f"at the start{'; quick sizes' if args.quick else ''}; output in {sc_mod.display_path(log_dir)}/",
+                   style="bold"))
+
+    def on_start(path: Path) -> None:
+        err.print(Text(f"== {sc_mod.display_path(path)}", style="bold"))
+
+    def on_done(res: bench.ScriptResult) -> None:
+        err.print(Text(f"== {res.script}: {res.status} in {res.seconds:.1f} s", style="bold"))
+
+    results = bench.run_all(scripts, quick_mode=args.quick, timeout=args.timeout, log_dir=log_dir,
+                            echo=None if args.quiet else sys.stderr, on_start=on_start, on_done=on_done)
+    if args.json:
+        print(json.dumps(bench.to_json(results, quick_mode=args.quick), indent=2))
+    else:
+        bench.render_table(results, out, title=f"labkit bench{' --quick' if args.quick else ''} "
+                                               f"({os.cpu_count()} cores; load = 1-min load average per figure)")
+        print(bench.summary(results))
+    for r in results:
+        if r.failed:
+            _err(f"benchmark {r.script} {r.status}: {r.reason} (log {r.log})")
+    return bench.exit_code(results)
 
 
 # ------------------------------------------------------------------ entry point

@@ -2,15 +2,20 @@
 
 One run:
 
-1. resolve the parameters: the scenario YAML's defaults overlaid with ``--param k=v``
-   (coerced and validated by :mod:`labkit.scenario`), plus the three every notebook
-   gets -- ``seed``, ``cluster`` and ``out_dir`` (absolute);
-2. papermill executes ``notebook`` with those parameters, in the notebook's own folder,
+1. resolve the parameters: the scenario YAML's defaults (on a real cluster overlaid with
+   its ``real_cluster.parameters``) overlaid with ``--param k=v`` (coerced and validated by
+   :mod:`labkit.scenario`), plus the three every notebook gets -- ``seed``, ``cluster``
+   and ``out_dir`` (absolute).  A ``--cluster`` the YAML's ``clusters:`` does not list is
+   refused here, before anything starts;
+2. make the cluster usable (:func:`labkit.scenarios.target.provision`): ``--cluster kwok``
+   with no ``labkit`` control plane running starts a temporary one for the run and deletes
+   it afterwards; namespaces the run created on a real cluster are deleted at the end;
+3. papermill executes ``notebook`` with those parameters, in the notebook's own folder,
    on the ``python3`` kernel of *this* interpreter (``LABKIT_KERNEL`` names another
    kernelspec), writing the executed notebook to ``<out_dir>/<name>.ipynb``;
-3. the notebook writes ``metrics.json`` and figures into ``out_dir`` (:mod:`labkit.report`);
+4. the notebook writes ``metrics.json`` and figures into ``out_dir`` (:mod:`labkit.report`);
    papermill's log and the kernel process's own output go to ``<out_dir>/run.log``;
-4. the runner checks ``metrics.json`` is there, is flat JSON, and holds exactly the keys
+5. the runner checks ``metrics.json`` is there, is flat JSON, and holds exactly the keys
    the YAML declares under ``metrics:``.
 
 A notebook that fails is a :class:`RunResult` with ``ok=False`` and a one-paragraph
@@ -154,11 +159,11 @@ def run_scenario(
     """Execute one scenario; see the module docstring.  Input errors raise ``LabkitError``."""
     if isinstance(sc, str):
         sc = scenario_mod.get(sc)
-    values = sc.resolve_params(params)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise LabkitError(f"--seed expects an int, got {seed!r}", field="seed")
     if not isinstance(cluster, str) or not cluster.strip():
         raise LabkitError("--cluster expects sim, kwok, kind or a kube context name", field="cluster")
+    values = sc.resolve_params(params, cluster=cluster)  # also refuses a cluster the scenario does not support
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise LabkitError(f"--seed expects an int, got {seed!r}", field="seed")
     _check_notebook(sc)
     out = Path(out_dir if out_dir is not None else Path("reports") / sc.name).resolve()
     if out.exists() and not out.is_dir():
@@ -169,8 +174,16 @@ def run_scenario(
         if stale.exists():
             stale.unlink()
 
-    injected = {**values, "seed": seed, "cluster": cluster.strip(), "out_dir": str(out)}
     started = time.monotonic()
+    from labkit.scenarios.target import provision
+
+    with provision(cluster) as target:  # a clear LabkitError before papermill if the cluster is unusable
+        return _execute(sc, values, seed, target, out, executed, started, kernel, timeout)
+
+
+def _execute(sc: Scenario, values: dict[str, Any], seed: int, cluster: str, out: Path, executed: Path,
+             started: float, kernel: str | None, timeout: float | None) -> RunResult:
+    injected = {**values, "seed": seed, "cluster": cluster, "out_dir": str(out)}
 
     def result(ok: bool, **kw: Any) -> RunResult:
         return RunResult(
@@ -313,12 +326,28 @@ def run_all(
     on_done: Callable[[Scenario, RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Run each scenario with its defaults into ``<out_root>/<name>/``, one after another."""
-    root = Path(out_root)
+    from labkit.scenarios.target import kind_of, provision
+
+    scenarios = list(scenarios)
+    if not isinstance(cluster, str) or not any(kind_of(cluster) in sc.clusters for sc in scenarios if sc.clusters):
+        # nothing will use a real cluster (sim, or every scenario refuses it): start nothing
+        return _run_each(scenarios, Path(out_root), seed, cluster, kernel, timeout, on_start, on_done)
+    with provision(cluster) as target:  # one temporary control plane (if any) for all of them
+        return _run_each(scenarios, Path(out_root), seed, target, kernel, timeout, on_start, on_done)
+
+
+def _run_each(scenarios: list[Scenario], root: Path, seed: int, cluster: str, kernel: str | None,
+              timeout: float | None, on_start: Callable[[Scenario], None] | None,
+              on_done: Callable[[Scenario, RunResult], None] | None) -> list[RunResult]:
     results = []
     for sc in scenarios:
         if on_start:
             on_start(sc)
-        res = run_scenario(sc, seed=seed, cluster=cluster, out_dir=root / sc.name, kernel=kernel, timeout=timeout)
+        try:
+            res = run_scenario(sc, seed=seed, cluster=cluster, out_dir=root / sc.name, kernel=kernel, timeout=timeout)
+        except LabkitError as exc:  # e.g. a scenario that does not run on this cluster: report it, run the rest
+            out = (root / sc.name).resolve()
+            res = RunResult(sc.name, False, out, out / f"{sc.name}.ipynb", {"cluster": cluster}, 0.0, error=str(exc))
         results.append(res)
         if on_done:
             on_done(sc, res)

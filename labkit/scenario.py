@@ -26,6 +26,18 @@ A scenario file says which notebook to run and what a user may change::
         help: poll intervals to sweep
     metrics:                         # every key the notebook's metrics.json holds
       commit_to_applied_s: seconds from git push to the object applied
+    clusters: [sim, kwok, kind, context]   # optional: where it runs (default [sim])
+    real_cluster:                    # optional
+      note: why it cannot run on a real cluster, or what differs there
+      parameters:                    # defaults on a real cluster (wall time): compressed intervals
+        poll_interval_s: 5
+
+``clusters`` lists the kinds of ``--cluster`` value the scenario supports: ``sim`` (the
+embedded simulator), ``kwok`` (the local control plane), ``kind``, ``context`` (any other
+kubeconfig context).  ``labkit run`` refuses any other with one clear error, before
+papermill starts, quoting ``real_cluster.note``.  On a real cluster the declared defaults
+are overlaid with ``real_cluster.parameters`` (then with ``--param``): time there is wall
+time, so the scenario's intervals are compressed to seconds.
 
 Other top-level keys (timing distributions, a repo seed, ...) are kept in
 ``Scenario.extra`` for the scenario's own code.
@@ -60,6 +72,10 @@ TYPES = ("int", "float", "bool", "str", "list")
 ITEM_TYPES = ("int", "float", "bool", "str")
 _PARAM_KEYS = {"type", "default", "help", "choices", "min", "max", "items"}
 _REQUIRED_TOP = ("name", "title", "summary", "notebook", "parameters", "metrics")
+#: kinds of --cluster value a scenario may list under ``clusters:`` (see labkit.scenarios.target.kind_of)
+TARGET_KINDS = ("sim", "kwok", "kind", "context")
+_CLUSTER_WORDS = {"sim": "the embedded simulator", "kwok": "the local control plane (kwok)",
+                  "kind": "a kind cluster", "context": "a kubeconfig context"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TRUE = {"true", "yes", "y", "on", "1"}
 _FALSE = {"false", "no", "n", "off", "0"}
@@ -331,21 +347,49 @@ class Scenario:
     metrics: dict[str, str]
     file: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    clusters: tuple[str, ...] = ("sim",)
+    real_defaults: dict[str, Any] = field(default_factory=dict)
+    real_note: str = ""
 
     @property
     def display_file(self) -> str:
         return display_path(self.file)
 
+    def check_cluster(self, cluster: str) -> str:
+        """The kind of target ``cluster`` names; a ``LabkitError`` on ``cluster`` if the scenario does not run there."""
+        from labkit.scenarios.target import kind_of
+
+        if not isinstance(cluster, str) or not cluster.strip():
+            raise LabkitError("--cluster expects sim, kwok, kind or a kube context name", field="cluster")
+        kind = kind_of(cluster)
+        if kind not in self.clusters:
+            where = ", ".join(_CLUSTER_WORDS[k] for k in self.clusters)
+            why = f": {self.real_note}" if self.real_note else ""
+            raise LabkitError(
+                f"scenario {self.name!r} cannot run on {cluster.strip()!r} ({_CLUSTER_WORDS[kind]}); it runs on "
+                f"{where} (clusters: in {self.display_file}){why}",
+                field="cluster",
+            )
+        return kind
+
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
 
-    def resolve_params(self, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> dict[str, Any]:
-        """Declared defaults overlaid with ``overrides`` (``{"k": "v"}`` or ``["k=v", ...]``), coerced and checked."""
+    def resolve_params(self, overrides: Mapping[str, Any] | Iterable[str] | None = None, *,
+                       cluster: str = "sim") -> dict[str, Any]:
+        """Declared defaults overlaid with ``overrides`` (``{"k": "v"}`` or ``["k=v", ...]``), coerced and checked.
+
+        On a real ``cluster`` the defaults are first overlaid with ``real_cluster.parameters``;
+        a cluster the scenario does not support is a ``LabkitError`` (``check_cluster``).
+        """
+        kind = self.check_cluster(cluster)
         if overrides is None:
             overrides = {}
         if not isinstance(overrides, Mapping):
             overrides = parse_assignments(overrides)
         values = self.defaults()
+        if kind != "sim":
+            values.update(self.real_defaults)
         for key, raw in overrides.items():
             if key in RESERVED_PARAMETERS:
                 flag = {"seed": "--seed", "cluster": "--cluster", "out_dir": "--out"}[key]
@@ -438,8 +482,12 @@ def load(path: Path | str, *, base: Path | None = None) -> Scenario:
             raise LabkitError("needs a description (a non-empty string)", file=file, field=f"metrics.{key}")
         metrics[key] = " ".join(desc.split())
 
-    extra = {k: v for k, v in data.items() if k not in _REQUIRED_TOP}
+    clusters, real_defaults, real_note = _load_clusters(data, parameters, file)
+    extra = {k: v for k, v in data.items() if k not in _REQUIRED_TOP and k not in ("clusters", "real_cluster")}
     return Scenario(
+        clusters=clusters,
+        real_defaults=real_defaults,
+        real_note=real_note,
         name=name,
         title=data["title"].strip(),
         summary=" ".join(data["summary"].split()),
@@ -450,6 +498,40 @@ def load(path: Path | str, *, base: Path | None = None) -> Scenario:
         file=path.resolve(),
         extra=extra,
     )
+
+
+def _load_clusters(data: dict, parameters: dict[str, Parameter],
+                   file: str) -> tuple[tuple[str, ...], dict[str, Any], str]:
+    """``clusters:`` and ``real_cluster:`` (see the module docstring), validated."""
+    raw = data.get("clusters", ["sim"])
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, str) for c in raw):
+        raise LabkitError(f"must be a non-empty list of {', '.join(TARGET_KINDS)}", file=file, field="clusters")
+    unknown = [c for c in raw if c not in TARGET_KINDS]
+    if unknown:
+        raise LabkitError(f"unknown cluster kind(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(TARGET_KINDS)}",
+                          file=file, field="clusters")
+    real = data.get("real_cluster") or {}
+    if not isinstance(real, dict):
+        raise LabkitError("must be a mapping with note and/or parameters", file=file, field="real_cluster")
+    extra_keys = sorted(set(map(str, real)) - {"note", "parameters"})
+    if extra_keys:
+        raise LabkitError(f"unknown key(s) {', '.join(extra_keys)}; allowed: note, parameters", file=file,
+                          field="real_cluster")
+    note = real.get("note") or ""
+    if not isinstance(note, str):
+        raise LabkitError("must be a string", file=file, field="real_cluster.note")
+    params = real.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise LabkitError("must be a mapping of parameter name to value", file=file, field="real_cluster.parameters")
+    defaults: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in parameters:
+            raise LabkitError(f"{key!r} is not a declared parameter", file=file, field=f"real_cluster.parameters.{key}")
+        try:
+            defaults[key] = parameters[key].check(value)
+        except LabkitError as exc:
+            raise LabkitError(exc.detail, file=file, field=f"real_cluster.parameters.{key}") from None
+    return tuple(dict.fromkeys(raw)), defaults, " ".join(note.split())
 
 
 def discover(directory: Path | None = None) -> list[Path]:

@@ -32,7 +32,7 @@ Only for an ``OutOfSync`` Application with no operation in progress.  Skipped
 when only pruning is needed and ``prune`` is off.  An automated sync runs once
 per (revision, source): if the last operation already targeted this commit
 and it *failed*, no new sync starts and a ``SyncError`` condition says
-``Failed sync attempt to <sha>: <message>``; if it succeeded, nothing happens
+``Failed last sync attempt to [<sha>]: <message>``; if it succeeded, nothing happens
 unless ``selfHeal`` is on.  Self-heal syncs only the OutOfSync resources and is
 throttled by the exponential self-heal back-off (``--self-heal-backoff-timeout-seconds``
 2, ``--self-heal-backoff-factor`` 3, ``--self-heal-backoff-cap-seconds`` 300),
@@ -56,6 +56,35 @@ retry limit of 5 when the Application sets none (``controller/appcontroller.go``
 successful full sync appends to ``status.history`` (id, revision, source,
 ``deployStartedAt``, ``deployedAt``, ``initiatedBy``; ``revisionHistoryLimit``
 entries, default 10); selective syncs (self-heal) do not.
+
+Errors from the API server and the repo-server
+----------------------------------------------
+Nothing a failing cluster or git host does may end the loop (an exception
+escaping a SimPy process would stop the whole run), and nothing may be
+forgotten because of it:
+
+* an API error while reading the Application or finalizing it is a returned
+  error: ``ReconcileError`` in the log and a refresh requeued with client-go's
+  per-item back-off (5 ms doubling, capped at 1000 s) or the server's
+  ``Retry-After`` when longer;
+* a live object that cannot be read fails the comparison (``ComparisonError``
+  ``Failed to load live state: ...``, sync status Unknown) and the status keeps
+  the resources it listed — treating the object as missing would make it look
+  deleted, and an object awaiting pruning would drop out of the inventory;
+* sources that cannot be loaded (git unreachable, a ref to a commit the
+  remote does not have, a manifest generation over its deadline) are a
+  ``ComparisonError``; nothing is synced and the last good revision stays;
+* a failed status patch is logged (``StatusPatchFailed``) and the status kept
+  in memory (this controller is its only writer): the next refresh writes it;
+  the *final* state of an operation is written every second until it sticks
+  (``RetryUntilSucceed``), and only then does the operation end;
+* an API error inside a sync attempt fails that attempt, which the retry
+  policy then retries.
+
+Managed objects are found as Argo finds them: the previous ``status.resources``
+*and* every object in the watch cache whose tracking id names this
+Application (``ArgoSystem.tracked``), so an object created by an operation after
+the refresh that last listed it is still compared — and pruned.
 
 Deletion
 --------
@@ -82,6 +111,7 @@ from labkit.argo.sync import DELETION_APPROVED_ANNOTATION, OperationResult, Sync
 from labkit.argo.tracking import owns
 from labkit.clock import timestamp
 from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.gitops.render import RenderTimeoutError
 
 if TYPE_CHECKING:  # pragma: no cover
     from labkit.argo.controller import ArgoSystem
@@ -92,6 +122,12 @@ COMPONENT = "argocd-application-controller"
 STATUS_MANAGER = "argocd-application-controller"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
 RESYNC, RECENT, LATEST, HARD = 1, 2, 3, 4
+#: client-go's default controller rate limiter (per item: 5 ms doubling, capped at 1000 s): how a
+#: refresh that failed on an API error is requeued
+REQUEUE_BASE, REQUEUE_CAP = 0.005, 1000.0
+#: ``kube.RetryUntilSucceed(..., updateOperationStateTimeout, "Update application operation state", ...)``:
+#: the final state of an operation is written every second until the write succeeds
+OPERATION_STATE_RETRY = 1.0
 _EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -139,6 +175,8 @@ class AppController:
         self.refreshes = 0
         self.last_status: dict[str, Any] = {}
         self.gone = False
+        self._failures = 0
+        self._last_write_ok = True
         self.process = self.env.process(self._loop())
 
     # ------------------------------------------------------------------ triggers
@@ -184,22 +222,37 @@ class AppController:
             if self._wake.triggered:
                 self._wake = self.env.event()
             level, self.level = self.level, 0
-            obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
-            if obj is None:
-                self.gone = True
-                sys_.forget_app(self)
-                sys_.log.record(COMPONENT, "ApplicationDeleted", self.key)
-                return
-            if (obj.get("metadata") or {}).get("deletionTimestamp"):
-                yield from self._finalize(obj)
-                continue
-            if level == RESYNC:
-                if not self._expired():
+            try:
+                obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+                if obj is None:
+                    self.gone = True
+                    sys_.forget_app(self)
+                    sys_.log.record(COMPONENT, "ApplicationDeleted", self.key)
+                    return
+                if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    yield from self._finalize(obj)
+                    self._failures = 0
                     continue
-                level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
-            if level == 0:
-                continue
-            yield from self._refresh(obj, level)
+                if level == RESYNC:
+                    if not self._expired():
+                        continue
+                    level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
+                if level == 0:
+                    continue
+                yield from self._refresh(obj, level)
+                self._failures = 0
+            except (ApiError, TemporaryError) as err:
+                self._requeue_after(err, level)
+
+    def _requeue_after(self, err: ApiError | TemporaryError, level: int) -> None:
+        """A returned error: requeue with the per-item exponential back-off (or the server's Retry-After)."""
+        delay = min(REQUEUE_BASE * 2 ** self._failures, REQUEUE_CAP)
+        delay = max(delay, float(getattr(err, "retry_after", None) or 0.0))
+        self._failures += 1
+        self.system.log.record(COMPONENT, "ReconcileError", self.key,
+                               detail={"reason": err.reason, "code": getattr(err, "code", 0), "message": err.message,
+                                       "retry_in": delay})
+        self.request_refresh(max(level, LATEST), after=delay)
 
     def _expired(self) -> bool:
         if self.reconciled_at is None:
@@ -240,15 +293,25 @@ class AppController:
         try:
             targets = yield from self._targets_for(spec, level, dest_name)
         except (LabkitError, TemporaryError) as err:
-            msg = _error_text(err)
+            if isinstance(err, RenderTimeoutError):  # the repo-server outlived the controller's gRPC deadline
+                rpc = "code = DeadlineExceeded desc = context deadline exceeded"
+            else:
+                rpc = f"code = Unknown desc = {_error_text(err)}"
             self._write_error("ComparisonError", "Failed to load target state: failed to generate manifest "
-                                                         f"for source 1 of 1: rpc error: code = Unknown desc = {msg}")
+                                                 f"for source 1 of 1: rpc error: {rpc}")
             return
         rules = list(spec.ignore_differences) + sys_.system_rules()
         sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
-        comp = compare(spec, targets, cluster, known_from_status(self.last_status), rules, sys_.verified, dest_name,
-                       namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
-                       dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
+        try:
+            known = known_from_status(self.last_status) + sys_.tracked(dest_name, self.name)
+            comp = compare(spec, targets, cluster, known, rules, sys_.verified,
+                           dest_name, namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
+                           dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
+        except TemporaryError as err:
+            # gitops-engine: a live state that cannot be read is a ComparisonError and sync status Unknown;
+            # the resources the status lists stay as they were (nothing is forgotten, nothing pruned)
+            self._write_error("ComparisonError", err.message)
+            return
         if comp.requests and sys_.engine_timings.api_call > 0:
             yield env.timeout(comp.requests * sys_.engine_timings.api_call)
         self.comparison = comp
@@ -338,9 +401,20 @@ class AppController:
         self._write(status)
         self.system.log.record(COMPONENT, ctype, self.key, detail={"message": message})
 
-    def _write(self, status: dict[str, Any]) -> None:
+    def _write(self, status: dict[str, Any]) -> bool:
+        """Persist ``status`` (kept in memory either way: this controller is its only writer); False on an API error.
+
+        Argo's ``persistAppStatus`` logs a failed patch and moves on: the next
+        refresh writes the status again.
+        """
         self.last_status = status
-        self.system.write_app_status(self.namespace, self.name, status)
+        try:
+            self.system.write_app_status(self.namespace, self.name, status)
+        except ApiError as err:
+            self.system.log.record(COMPONENT, "StatusPatchFailed", self.key,
+                                   detail={"reason": err.reason, "code": err.code, "message": err.message})
+            return False
+        return True
 
     # ------------------------------------------------------------------ automated sync
 
@@ -373,7 +447,7 @@ class AppController:
         resources: list[dict[str, str]] | None = None
         if attempted and (not auto.self_heal or phase != "Succeeded"):
             if phase != "Succeeded":
-                return f"Failed sync attempt to {desired}: {last.get('message', '')}", None
+                return f"Failed last sync attempt to [{desired}]: {last.get('message', '')}", None
             self._skip(f"most recent sync already to {desired}")
             return "", None
         if attempted and auto.self_heal:
@@ -433,6 +507,8 @@ class AppController:
                 result, revision = yield from self._attempt(op, state, started)
             except (LabkitError, TemporaryError) as err:
                 result = OperationResult("Error", f"ComparisonError: {_error_text(err)}")
+            except ApiError as err:  # reading the Application or the live state failed: the attempt errs
+                result = OperationResult("Error", err.message)
             if result.phase in ("Failed", "Error") and retry is not None and retry.allows(retry_count):
                 retry_at = attempt_started  # message uses the pre-increment count, as upstream
                 wait_shown = retry.backoff.wait(retry_count)
@@ -461,6 +537,10 @@ class AppController:
             state["retryCount"] = retry_count
         status = self._write_op(state, history=(result.phase == "Succeeded" and not op["sync"].get("resources")),
                                 revision=revision, started=started, op=op)
+        while not self._last_write_ok:  # RetryUntilSucceed: the operation ends only once its state is stored
+            yield env.timeout(OPERATION_STATE_RETRY)
+            status = self.last_status
+            self._last_write_ok = self._write(status)
         sys_.log.record(COMPONENT, "OperationCompleted", self.key, revision=revision,
                         detail={"phase": result.phase, "message": message, "started": started,
                                 "duration": finished - started, "retries": retry_count,
@@ -491,7 +571,8 @@ class AppController:
                 and fresh.targets is targets:
             comp = fresh  # the refresh that started this operation compared at this very instant
         else:
-            comp = compare(spec, targets, cluster, known_from_status(obj.get("status")), rules, sys_.verified,
+            known = known_from_status(self.last_status or obj.get("status")) + sys_.tracked(dest_name, self.name)
+            comp = compare(spec, targets, cluster, known, rules, sys_.verified,
                            dest_name, namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
                            dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
         sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
@@ -533,7 +614,10 @@ class AppController:
         if self.last_status:
             obj: dict[str, Any] | None = {"status": self.last_status}  # we are the only writer of the status
         else:
-            obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+            try:
+                obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+            except ApiError:
+                obj = {"status": {}}  # the first refresh has not run yet: nothing of ours to keep
         status = dict((obj or {}).get("status") or {})
         st = {k: v for k, v in state.items()}
         st["operation"] = {k: v for k, v in st["operation"].items() if not k.startswith("_")}
@@ -547,8 +631,7 @@ class AppController:
             hist.append(entry)
             limit = self.spec.revision_history_limit
             status["history"] = hist[-limit:] if limit > 0 else hist
-        if obj is not None:
-            self._write(status)
+        self._last_write_ok = self._write(status) if obj is not None else True
         return status
 
     # ------------------------------------------------------------------ deletion

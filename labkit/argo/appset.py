@@ -322,6 +322,7 @@ class AppSetController:
         self.gone = False
         self.reconciles = 0
         self._pending = False
+        self._failures = 0
         self._wake = self.env.event()
         self._timer_at: float | None = None
         self.process = self.env.process(self._loop())
@@ -355,13 +356,23 @@ class AppSetController:
             if self._wake.triggered:
                 self._wake = self.env.event()
             self._pending = False
-            obj = self.system.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
-            if obj is None:
-                self.gone = True
-                self.system.appsets.pop((self.namespace, self.name), None)
-                self.system.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
-                return
-            yield from self._reconcile(obj)
+            try:
+                obj = self.system.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
+                if obj is None:
+                    self.gone = True
+                    self.system.appsets.pop((self.namespace, self.name), None)
+                    self.system.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
+                    return
+                yield from self._reconcile(obj)
+            except ApiError as err:
+                # controller-runtime: a returned error is requeued with the per-item exponential back-off
+                # (5 ms doubling, capped at 1000 s), or after the server's Retry-After when that is longer
+                delay = max(min(0.005 * 2 ** self._failures, 1000.0), float(err.retry_after or 0.0))
+                self._failures += 1
+                self.system.log.record(COMPONENT, "ReconcileError", self.key,
+                                       detail={"reason": err.reason, "code": err.code, "message": err.message,
+                                               "retry_in": delay})
+                self.request(after=delay)
 
     def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
         sys_ = self.system
@@ -406,7 +417,11 @@ class AppSetController:
                     sys_.log.record(COMPONENT, "ApplicationUpdated", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
                                     detail={"applicationSet": self.name})
                 continue
-            other = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+            try:
+                other = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+            except ApiError as err:  # one failed call fails this Application, not the whole reconcile
+                errors.append(err.message)
+                continue
             if other is not None:
                 errors.append(f"attempting to create application {name} but it already exists and is not owned by "
                               f"ApplicationSet {self.name}")
@@ -422,20 +437,34 @@ class AppSetController:
             for name, app in sorted(existing.items()):
                 if name in wanted:
                     continue
-                if spec.preserve_resources_on_deletion:
-                    fins = [f for f in app["metadata"].get("finalizers") or [] if not f.startswith(RESOURCES_FINALIZER)]
-                    if fins != (app["metadata"].get("finalizers") or []):
-                        upd = json.loads(json.dumps(app))
-                        upd["metadata"]["finalizers"] = fins
-                        upd["metadata"].pop("managedFields", None)
-                        sys_.mgmt.update(upd, field_manager=FIELD_MANAGER)
-                sys_.mgmt.delete(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+                try:
+                    if spec.preserve_resources_on_deletion:
+                        fins = [f for f in app["metadata"].get("finalizers") or []
+                                if not f.startswith(RESOURCES_FINALIZER)]
+                        if fins != (app["metadata"].get("finalizers") or []):
+                            upd = json.loads(json.dumps(app))
+                            upd["metadata"]["finalizers"] = fins
+                            upd["metadata"].pop("managedFields", None)
+                            sys_.mgmt.update(upd, field_manager=FIELD_MANAGER)
+                    sys_.mgmt.delete(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+                except ApiError as err:
+                    errors.append(err.message)
+                    continue
                 sys_.log.record(COMPONENT, "ApplicationDeleted", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
                                 detail={"applicationSet": self.name})
         self._status(obj, error="; ".join(errors), reason="ApplicationSetUpToDate" if not errors else "CreateApplicationError",
                      apps=sorted(wanted))
         sys_.log.record(COMPONENT, "Reconciled", self.key, detail={"applications": len(wanted),
-                                                                   "policy": spec.applications_sync})
+                                                                   "policy": spec.applications_sync,
+                                                                   "errors": len(errors)})
+        if errors:
+            # Reconcile returns the first error: controller-runtime requeues with the per-item back-off
+            # (5 ms doubling, capped at 1000 s) instead of waiting for the generators' requeueAfterSeconds
+            delay = min(0.005 * 2 ** self._failures, 1000.0)
+            self._failures += 1
+            self.request(after=delay)
+            return
+        self._failures = 0
         self._requeue(gits)
 
     def _requeue(self, gits: list[GitGenerator]) -> None:

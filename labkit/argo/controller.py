@@ -73,7 +73,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 import simpy
-import yaml
 
 from labkit import clock as clocks
 from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND, RESOURCES_FINALIZER,
@@ -87,7 +86,7 @@ from labkit.argo.sync import DELETION_APPROVED_ANNOTATION
 from labkit.argo.tracking import app_of
 from labkit.cluster import Cluster
 from labkit.engine.apply import EngineTimings
-from labkit.errors import ApiError, LabkitError
+from labkit.errors import ApiError, LabkitError, TemporaryError
 from labkit.events import EventLog
 
 __all__ = ["ArgoSystem", "ArgoTimings", "IN_CLUSTER", "IN_CLUSTER_SERVER"]
@@ -168,6 +167,8 @@ class ArgoSystem:
         self._namespaced: dict[tuple[str, str, str], bool] = {}
         self._watched: set[tuple[str, str, str]] = set()
         self._live: dict[str, dict[tuple[str, str, str, str], dict]] = {}
+        # (cluster, app) -> {cache key: apiVersion} of cached objects whose tracking id names that app
+        self._tracked: dict[tuple[str, str], dict[tuple[str, str, str, str], str]] = {}
         self._cached_kinds: set[tuple[str, str, str]] = set()
         self._app_markers: dict[tuple[str, str], tuple] = {}
         self._rules_cache: tuple[str, list] = ("", [])
@@ -240,10 +241,10 @@ class ArgoSystem:
         Everything is validated before anything is applied.
         """
         if isinstance(manifests, str):
-            try:
-                docs = [d for d in yaml.safe_load_all(manifests) if d]
-            except yaml.YAMLError as err:
-                raise LabkitError(f"invalid YAML: {err}", file=file) from None
+            from labkit.gitops.render import parse_manifests
+
+            # one line naming the file, line and column (and refusing repeated keys, as the API server would)
+            docs = [d for d in parse_manifests(manifests, source=file or "<string>") if d]
         elif isinstance(manifests, dict):
             docs = [copy.deepcopy(manifests)]
         else:
@@ -255,7 +256,7 @@ class ArgoSystem:
             if kind == APPLICATION_KIND:
                 parse_application(d, file, default_namespace=self.namespace)
             elif kind == APPLICATIONSET_KIND:
-                parse_applicationset(d, file, default_namespace=self.namespace)
+                self._check_static_templates(parse_applicationset(d, file, default_namespace=self.namespace), file)
             elif kind == "ConfigMap" and (d.get("metadata") or {}).get("name") == ARGOCD_CM:
                 system_ignore_rules(d)
             if kind in (APPLICATION_KIND, APPLICATIONSET_KIND):
@@ -271,6 +272,29 @@ class ArgoSystem:
             except ApiError as err:
                 raise LabkitError(err.message, file=file) from None
         return out
+
+    def _check_static_templates(self, spec: Any, file: str | None) -> None:
+        """Render the template for every ``list`` generator element now, so a template error names the file.
+
+        The parameters of a list generator are in the ApplicationSet itself; a
+        template that cannot be rendered with them (``missingkey=error``, an
+        invalid generated Application) would otherwise only surface later as the
+        ApplicationSet's ``ErrorOccurred`` condition, naming the object but not
+        the file.  Generators that read git or the cluster list are rendered by
+        the controller, as in Argo.
+        """
+        from dataclasses import replace as _replace
+
+        from labkit.argo.api import ListGenerator
+        from labkit.argo.appset import generate
+
+        static = [g for g in spec.generators if isinstance(g, ListGenerator)]
+        if not static:
+            return
+        try:
+            generate(self, _replace(spec, generators=tuple(static)))
+        except LabkitError as err:
+            raise LabkitError(err.detail, file=file, field=err.field) from None
 
     def app(self, name: str) -> dict | None:
         """The live Application (spec and status) from the management cluster."""
@@ -382,7 +406,11 @@ class ArgoSystem:
         branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ""
         tag = ref[len("refs/tags/"):] if ref.startswith("refs/tags/") else ""
         for (ns, name), ctrl in sorted(self.apps.items()):
-            obj = self.app(name)
+            try:
+                obj = self.app(name)
+            except ApiError:  # cannot tell what it follows: refresh it, which costs one ls-remote at most
+                ctrl.request_refresh(LATEST)
+                continue
             src = ((obj or {}).get("spec") or {}).get("source") or {}
             if src.get("repoURL", "").rstrip("/") not in urls:
                 continue
@@ -470,7 +498,9 @@ class ArgoSystem:
                 for o in entry.cluster.list(api_version, kind):  # list, then watch: an informer's start
                     md = o.get("metadata") or {}
                     o["metadata"].pop("managedFields", None)
-                    cache[(group, kind, md.get("namespace") or "", md.get("name") or "")] = o
+                    ckey = (group, kind, md.get("namespace") or "", md.get("name") or "")
+                    self._index(cluster_name, ckey, cache.get(ckey), o)
+                    cache[ckey] = o
             except ApiError:
                 continue
             self._cached_kinds.add((cluster_name, group, kind))
@@ -482,8 +512,9 @@ class ArgoSystem:
                md.get("name") or "")
         cache = self._live.setdefault(cluster_name, {})
         if event_type == "DELETED":
-            cache.pop(key, None)
+            self._index(cluster_name, key, cache.pop(key, None), None)
         else:
+            self._index(cluster_name, key, cache.get(key), obj)
             cache[key] = obj
         app = app_of(obj)
         if not app:
@@ -491,6 +522,24 @@ class ArgoSystem:
         ctrl = self.apps.get((self.namespace, app))
         if ctrl is not None:
             ctrl.on_resource_event()
+
+    def _index(self, cluster_name: str, key: tuple[str, str, str, str], old: dict | None, new: dict | None) -> None:
+        old_app, new_app = app_of(old), app_of(new)
+        if old_app and old_app != new_app:
+            self._tracked.get((cluster_name, old_app), {}).pop(key, None)
+        if new_app:
+            self._tracked.setdefault((cluster_name, new_app), {})[key] = new.get("apiVersion") or ""  # type: ignore[union-attr]
+
+    def tracked(self, cluster_name: str, app: str) -> list[tuple[str, tuple[str, str, str, str]]]:
+        """``(apiVersion, key)`` of every cached live object whose tracking id names ``app``.
+
+        Argo's cluster cache finds an Application's managed objects by their
+        tracking id, not only through the Application's ``status.resources``: an
+        object created by an operation after the refresh that last listed it
+        (a retried sync of an older revision, a status write that failed) is still
+        found, compared, and pruned when git no longer has it.
+        """
+        return [(av, key) for key, av in sorted(self._tracked.get((cluster_name, app), {}).items())]
 
     def _resync(self) -> Any:
         t = self.timings
@@ -529,7 +578,10 @@ class ArgoSystem:
         cluster = self.clusters[cluster_name].cluster
         try:
             value = bool(cluster.is_namespaced(api_version, kind))
-        except ApiError:
+        except ApiError as err:
+            if err.reason != "NotFound":  # discovery failed (5xx, 429, timeout): not an answer, try again later
+                raise TemporaryError(message=f"failed to discover the scope of {kind}: {err.message}",
+                                     reason=err.reason) from None
             for o in objs or ():
                 if o.get("kind") == "CustomResourceDefinition":
                     spec = o.get("spec") or {}

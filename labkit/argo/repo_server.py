@@ -31,6 +31,13 @@ The cached objects are shared: callers must treat them as read-only and copy
 what they change (the controller replaces ``metadata`` when it adds the
 tracking annotation and namespace, and leaves the rest shared).
 
+Failures: an unreachable host is ``TemporaryError("failed to list refs: ...")``;
+a ref pointing at a commit the remote does not have fails the checkout with
+git's ``not our ref`` and is never remembered; a generation that times out
+(``RenderTimeoutError``, or the ``gate`` fault hook) is not cached, while
+deterministic errors (bad YAML, a missing path, an unknown hook type — named
+with its file) are cached per revision like manifests.
+
 Time is the controller's business: ``labkit.argo.controller`` yields the
 modelled ls-remote and manifest-generation durations around these calls.
 """
@@ -38,9 +45,11 @@ from __future__ import annotations
 
 import posixpath
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
+from labkit.argo.hooks import validate_hook
 from labkit.errors import LabkitError, TemporaryError
+from labkit.gitops.render import RenderTimeoutError
 
 __all__ = ["RepoServer", "KUSTOMIZATION_FILES"]
 
@@ -60,6 +69,24 @@ class RepoServer:
         self._resolved: dict[tuple[str, str], str] = {}
         self._renderer: Any = None
         self.generated = 0  # cache misses (manifest generations)
+        #: called with the app path before every manifest generation (a cache miss); raising
+        #: ``RenderTimeoutError`` models a generation that outlived ``--repo-server-timeout-seconds``
+        #: (``labkit.faults.argo`` plugs a ``FaultyRenderer`` in here)
+        self.gate: Callable[[str], None] | None = None
+
+    @property
+    def renderer(self) -> Any:
+        """What renders Kustomize sources (``labkit.gitops.render.Renderer`` unless replaced, e.g. by a
+        ``FaultyRenderer`` over it)."""
+        if self._renderer is None:
+            from labkit.gitops.render import Renderer
+
+            self._renderer = Renderer()
+        return self._renderer
+
+    @renderer.setter
+    def renderer(self, value: Any) -> None:
+        self._renderer = value
 
     # ------------------------------------------------------------------ repositories
 
@@ -91,13 +118,33 @@ class RepoServer:
             return hit  # nothing was pushed since: ls-remote would answer the same
         try:
             sha = repo.fetch(ref)
-        except TemporaryError:
-            raise
+        except TemporaryError as err:
+            # the host is unreachable: Argo's ls-remote says "failed to list refs: <the transport's error>"
+            cause = err.message.split("': ", 1)[1] if "': " in err.message else err.message
+            raise TemporaryError(message=f"failed to list refs: {cause}", reason=err.reason or "GitError") from None
         except LabkitError as err:
             raise LabkitError(f"unable to resolve '{target_revision}' to a commit SHA: {err.detail}",
                               field="spec.source.targetRevision") from None
+        self._check_commit(repo, sha)
         self._resolved[key] = sha
         return sha
+
+    @staticmethod
+    def _check_commit(repo: Any, sha: str) -> None:
+        """A ref that points at a commit the remote does not have fails the checkout, and is never remembered.
+
+        (A corrupt pack or a botched force-push: ``ls-remote`` answers a SHA that
+        ``git fetch`` then cannot get.)  Raises ``TemporaryError`` with git's words.
+        """
+        resolve = getattr(repo, "resolve", None)
+        if not callable(resolve):
+            return
+        try:
+            resolve(sha)
+        except LabkitError:
+            raise TemporaryError(
+                message=f"failed to checkout {sha}: `git fetch origin {sha} --force --prune` failed exit status 128: "
+                        f"fatal: remote error: upload-pack: not our ref {sha}", reason="GitError") from None
 
     def branch_of(self, url: str, target_revision: str) -> str:
         """The branch a target revision follows (HEAD → default branch); '' for tags and SHAs."""
@@ -153,7 +200,11 @@ class RepoServer:
         repo = self.repo(url)
         if blob:
             data = repo.git.odb.stream(bytes.fromhex(blob)).read()
-            return blob, data.decode("utf-8")
+            try:
+                return blob, data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise LabkitError(f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
+                                  f"({err.reason})", file=path) from None
         return "", repo.read(path, sha)  # pragma: no cover
 
     def directories(self, url: str, sha: str) -> list[str]:
@@ -187,8 +238,12 @@ class RepoServer:
                 raise hit
             return hit
         self.generated += 1
+        if self.gate is not None:
+            self.gate(path or ".")  # fault injection: a generation that times out is not cached
         try:
             result: list[dict[str, Any]] | LabkitError = self._generate(url, sha, path, recurse)
+        except RenderTimeoutError:
+            raise  # not deterministic: the next refresh generates again
         except LabkitError as err:
             result = err
         self._manifests[key] = result
@@ -222,6 +277,7 @@ class RepoServer:
                 for obj in objs:
                     if not obj.get("apiVersion") or not obj.get("kind"):
                         raise LabkitError("not a Kubernetes object: apiVersion and kind are required", file=f)
+                    validate_hook(obj, source=f)  # here the file is still known: name it
                 if pkey[0]:
                     self._parsed[pkey] = objs
                     while len(self._parsed) > 50_000:
@@ -230,10 +286,6 @@ class RepoServer:
         return out
 
     def _kustomize(self, url: str, sha: str, path: str) -> list[dict[str, Any]]:
-        from labkit.gitops.render import Renderer
-
-        if self._renderer is None:
-            self._renderer = Renderer()
         root = self.repo(url).export(sha)
         target = posixpath.join(".", path) if path else "."
-        return self._renderer.render(target, root=root, key=sha)
+        return self.renderer.render(target, root=root, key=sha)

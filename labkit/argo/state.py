@@ -36,7 +36,7 @@ from labkit.argo.diff import DiffResult, exact_diff, matching_rules, respect_ign
 from labkit.argo.hooks import hook_types, is_hook, is_skipped, validate_hook, RUN_PHASES
 from labkit.argo.tracking import owns, set_tracking
 from labkit.engine.ordering import sync_wave
-from labkit.errors import ApiError
+from labkit.errors import ApiError, TemporaryError
 from labkit.health import MISSING, Health, argo_has_health_check, argo_health, worst_health
 
 __all__ = ["ResKey", "res_key", "Target", "TargetSet", "ResourceStatus", "Comparison", "build_targets",
@@ -174,6 +174,8 @@ def compare(
 
     ``get(api_version, kind, name, namespace, managed=False)`` reads a live object
     (the controller's cache); ``managed=True`` asks for ``managedFields`` too.
+    An API error reading any of them raises ``TemporaryError`` ("Failed to load
+    live state: ..."): the caller reports a ComparisonError and keeps its status.
     """
     comp = Comparison(targets.revision, targets=targets)
     if get is None:
@@ -188,8 +190,8 @@ def compare(
         managed = any(r.managed_fields_managers for r in obj_rules)
         try:
             live = get(t.api_version, kind, name, ns or None, managed=managed)
-        except ApiError:
-            live = None
+        except ApiError as err:
+            raise _live_state_error(err) from None
         if live is None:
             comp.resources.append(ResourceStatus(t.key, t.api_version, t, None, OUT_OF_SYNC, Health(MISSING, "")))
             continue
@@ -216,8 +218,8 @@ def compare(
         requests += 1
         try:
             live = get(api_version, kind, name, ns or None)
-        except ApiError:
-            continue
+        except ApiError as err:
+            raise _live_state_error(err) from None
         if live is None or is_hook(live):
             continue
         if not owns(app.name, live, namespaced(api_version, kind)):
@@ -228,6 +230,15 @@ def compare(
     comp.sync_status = OUT_OF_SYNC if any(r.status != SYNCED for r in comp.resources) else SYNCED
     comp.health = worst_health(r.health for r in comp.resources if r.health is not None and not r.requires_pruning)
     return comp
+
+
+def _live_state_error(err: ApiError) -> TemporaryError:
+    """A live object that cannot be read fails the whole comparison, as a cluster-cache error does in Argo.
+
+    Treating it as missing would make a managed object look deleted (and an
+    object awaiting pruning drop out of ``status.resources``, never to be pruned).
+    """
+    return TemporaryError(message=f"Failed to load live state: {err.message}", reason="ComparisonError")
 
 
 def status_resources(comp: Comparison) -> list[dict[str, Any]]:

@@ -73,10 +73,11 @@ Dialects
 Nothing in ``plan``, ``cluster``, ``git``, ``render`` or ``invariants`` knows a
 dialect: the Flux specifics sit behind ``invariants.FluxDialect`` (owner labels,
 the ``prune: disabled`` annotation, ``status.inventory``) and in the soak lab
-that installs Flux.  The Argo CD dialect plugs in with an ``ArgoDialect``
-(tracking annotation, ``Prune=false``/``Delete=false``, ``status.resources``)
-and an Argo soak lab that installs an Application per directory; the fault
-wrappers and every check apply to it unchanged.
+that installs Flux.  The Argo CD dialect plugs in with ``labkit.faults.argo``: an ``ArgoDialect``
+(tracking annotation, ``Prune=false``/``Delete=false``, ``status.resources``),
+an ``ArgoSoakLab`` that plays the same ``SoakCase`` stories against two
+Applications, and ``run_fleet_under_faults`` (the fleet ApplicationSet under a
+steady fault rate); the fault wrappers and every check apply to it unchanged.
 """
 from __future__ import annotations
 

@@ -41,6 +41,11 @@ class FaultyRenderer:
             raise AttributeError(item)
         return getattr(self.inner, item)
 
+    def gate(self, directory: str | os.PathLike[str]) -> None:
+        """Raise ``RenderTimeoutError`` when the plan says this render times out (for generators without ``render``,
+        such as Argo's repo-server: ``argo.repo_server.gate = faulty_renderer.gate``)."""
+        self._gate(directory)
+
     def _gate(self, directory: str | os.PathLike[str]) -> None:
         display = os.fspath(directory)
         fault = self.faults.draw("render", "render", "Kustomization", self._now(), self.rng, obj=display)

@@ -40,6 +40,13 @@ Pod stages are labkit's, written in KWOK's format and modelled on its ``pod/fast
 ``pod-complete``
     A running pod owned by a Job (``restartPolicy`` Never/OnFailure) succeeds after
     ``job_run_ms`` .. ``job_run_jitter_ms``.
+``pod-fail``
+    The same for a Job pod whose template carries the annotation ``sim.labkit.io/exit-code``
+    with a non-zero value — the simulator's own scenario hook
+    (``labkit.sim.controllers.kubelet``), so one manifest fails the same way on both: the
+    container terminates with that exit code (reason ``Error``) and the pod is ``Failed``
+    (``Ready=False/PodFailed``), which the real Job controller counts against
+    ``backoffLimit``.  ``pod-complete`` only takes pods without it (or with ``"0"``).
 ``pod-delete``
     A pod with ``deletionTimestamp`` has its finalizers emptied and is deleted (what
     the kubelet's graceful termination amounts to with no containers), after
@@ -55,9 +62,12 @@ by kwok at ``/metrics/nodes/{nodeName}/metrics/resource``) and the
 ``ClusterResourceUsage`` ``usage-from-annotation`` that reads a pod's CPU and memory
 from the annotations ``kwok.x-k8s.io/usage-cpu`` / ``kwok.x-k8s.io/usage-memory``.
 That gives every fake pod a CPU usage the lab controls.  The Horizontal Pod Autoscaler
-does not read kubelets, though: it reads the ``metrics.k8s.io`` API, which only
-metrics-server (an aggregated API server scraping the kubelets) serves — see the
-control plane's module docstring for what that path still lacks.
+does not read kubelets: it reads the ``metrics.k8s.io`` API, served by metrics-server,
+which the control plane runs and points at KWOK (see ``labkit.kube.controlplane``).  Note
+the difference from the simulator's load model (``labkit.sim.load``): there a workload's
+demand is *shared* among its ready pods, here each pod uses what its annotation says, so
+scaling out does not lower the per-pod usage and the real HPA keeps scaling up to
+``maxReplicas`` under a constant annotation.
 
 ``stages_yaml()`` returns the multi-document YAML that ``kwok --config`` reads.
 """
@@ -74,6 +84,8 @@ API_VERSION = "kwok.x-k8s.io/v1alpha1"
 READY_DELAY_ANNOTATION = "labkit.dev/ready-delay"
 USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
 USAGE_MEMORY_ANNOTATION = "kwok.x-k8s.io/usage-memory"
+#: the simulator's exit-code hook (labkit.sim.controllers.kubelet.EXIT_CODE_ANNOTATION), honoured for Job pods
+EXIT_CODE_ANNOTATION = "sim.labkit.io/exit-code"
 DEFAULT_MISSING_TAG_PATTERN = r"^(missing.*|does-not-exist|nonexistent)$"
 
 
@@ -473,6 +485,13 @@ phase: Succeeded
 """
 
 
+# a Job pod whose container exits non-zero (``sim.labkit.io/exit-code``): as the kubelet reports it
+POD_FAIL_TEMPLATE = POD_COMPLETE_TEMPLATE.replace(
+    "reason: PodCompleted", "reason: PodFailed").replace(
+    "exitCode: 0", f'exitCode: {{{{ index $.metadata.annotations "{EXIT_CODE_ANNOTATION}" }}}}').replace(
+    "reason: Completed", "reason: Error").replace("phase: Succeeded", "phase: Failed")
+
+
 def node_stages() -> list[dict[str, Any]]:
     """KWOK v0.8.0's default node stages (``node/fast`` initialize + ``heartbeat-with-lease``)."""
     ready_status = '.status.conditions.[] | select( .type == "Ready" ) | .status'
@@ -501,6 +520,7 @@ def pod_stages(options: StageOptions | None = None) -> list[dict[str, Any]]:
     missing = missing_expression(o)
     not_deleted = _expr(".metadata.deletionTimestamp", "DoesNotExist")
     waiting_reason = ".status.containerStatuses.[].state.waiting.reason"
+    exit_code = f'((.metadata.annotations // {{}})["{EXIT_CODE_ANNOTATION}"] // "0")'
     return [
         _stage("pod-ready", "Pod", [
             not_deleted,
@@ -534,8 +554,17 @@ def pod_stages(options: StageOptions | None = None) -> list[dict[str, Any]]:
             _expr(".status.phase", "In", ["Running"]),
             _expr(".metadata.ownerReferences.[].kind", "In", ["Job"]),
             _expr(".spec.restartPolicy", "In", ["Never", "OnFailure"]),
+            _expr(exit_code, "In", ["0"]),
         ], delay=_delay(t.job_run_ms, t.job_run_jitter_ms),
             next_={"statusTemplate": POD_COMPLETE_TEMPLATE}),
+        _stage("pod-fail", "Pod", [
+            not_deleted,
+            _expr(".status.phase", "In", ["Running"]),
+            _expr(".metadata.ownerReferences.[].kind", "In", ["Job"]),
+            _expr(".spec.restartPolicy", "In", ["Never"]),
+            _expr(exit_code, "NotIn", ["0"]),
+        ], delay=_delay(t.job_run_ms, t.job_run_jitter_ms),
+            next_={"statusTemplate": POD_FAIL_TEMPLATE}),
         _stage("pod-delete", "Pod", [
             _expr(".metadata.deletionTimestamp", "Exists"),
         ], delay=_delay(t.delete_ms) if t.delete_ms else None,

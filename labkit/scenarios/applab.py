@@ -41,6 +41,17 @@ prints them.  ``sync_now(name)`` is ``flux reconcile kustomization`` or
 
 The lab never decides an outcome: everything a scenario measures comes from
 the controllers acting on what is in git and in the cluster.
+
+``cluster`` (the notebooks' parameter, ``labkit.scenarios.target``) other than
+``sim`` puts the lab on a real cluster: the wall clock, a ``KubeCluster`` bound to
+it (so Argo CD, Flux and in-process operators get watch events), seen through a
+``NamespacedCluster`` (the lab's namespaces carry a unique prefix and are deleted by
+``close()``), the dialect's CRDs applied and waited for before it is installed, and
+no modelled durations for git, builds or webhooks (they take their own wall time).
+The cluster's own controllers and KWOK's kubelets replace the simulator's; there is
+no simulated ``registry`` or ``load`` there (a scenario that needs its load model plays
+it through KWOK's per-pod CPU usage with ``labkit.kube.loaddriver.LoadDriver``, as
+hpa-conflict does).
 """
 from __future__ import annotations
 
@@ -62,6 +73,9 @@ from labkit.sim.cluster import SimCluster
 from labkit.sim.load import LoadModel
 from labkit.sim.registry import ImageRegistry
 from labkit.sim.timings import Timings
+from labkit.scenarios import target as targets
+from labkit.scenarios.isolation import RUN_LABEL, NamespacedCluster
+from labkit.scenarios.lab import REAL_ENGINE_TIMINGS, REAL_FLUX_TIMINGS, REAL_POLL_INTERVAL, resync
 
 __all__ = ["AppLab", "Target", "SyncState", "DIALECTS", "REPO_URL", "WEBHOOK_TOKEN", "check_dialect"]
 
@@ -142,10 +156,14 @@ class AppLab:
         engine_timings: EngineTimings | None = None,
         repo_url: str = REPO_URL,
         source_interval: str = "1m",
+        cluster: str = "sim",
     ):
         self.dialect = check_dialect(dialect)
         self.seed = seed
-        self.env = clocks.virtual()
+        self.target = targets.resolve(cluster)
+        self.real = self.target is not None
+        self.kube: Any = None
+        self.env = clocks.realtime() if self.real else clocks.virtual()
         self.log = EventLog(lambda: self.env.now)
         self._tmp = None
         if workdir is None:
@@ -155,10 +173,33 @@ class AppLab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.repo = ManifestRepo(self.workdir / "repo", log=self.log, name="app", url=repo_url)
         self.source_interval = source_interval
-        self.registry = registry if registry is not None else ImageRegistry()
-        self.cluster = SimCluster(seed=seed, name="sim", env=self.env, log=self.log, registry=self.registry,
-                                  load=load if load is not None else LoadModel(seed=seed), timings=sim_timings,
-                                  controllers=controllers)
+        self.cluster: Any
+        if self.real:
+            self.registry = None  # KWOK's stages decide which images pull
+            self.kube = self.target.connect(env=self.env)  # bound to the clock: watch events for the controllers
+            if self.dialect == "flux":
+                from labkit.flux.crds import flux_crds as crds
+            else:
+                from labkit.argo.crds import argo_crds as crds
+            try:
+                targets.ensure_kinds(self.kube, crds())
+            except BaseException:
+                self.kube.close()
+                raise
+            self.cluster = NamespacedCluster(self.kube, targets.new_prefix(self.dialect), run_id=targets.run_id(),
+                                             name=self.target.name, log=self.log, env=self.env)
+            flux_timings = flux_timings or REAL_FLUX_TIMINGS
+            engine_timings = engine_timings or REAL_ENGINE_TIMINGS
+            if argo_timings is None:
+                from labkit.argo import ArgoTimings
+
+                argo_timings = ArgoTimings.fixed(git=0.0, generate=0.0, webhook=0.0)
+        else:
+            self.registry = registry if registry is not None else ImageRegistry()
+            self.cluster = SimCluster(seed=seed, name="sim", env=self.env, log=self.log, registry=self.registry,
+                                      load=load if load is not None else LoadModel(seed=seed), timings=sim_timings,
+                                      controllers=controllers)
+        self._cluster_scoped: list[tuple[str, str, str]] = []  # (apiVersion, kind, name) the lab created
         self.targets: dict[str, Target] = {}
         self.flux: Any = None
         self.argo: Any = None
@@ -166,7 +207,8 @@ class AppLab:
             from labkit.flux.system import FluxSystem
 
             self.flux = FluxSystem(self.cluster, self.env, log=self.log, seed=seed, timings=flux_timings,
-                                   engine_timings=engine_timings, workdir=self.workdir / "flux")
+                                   engine_timings=engine_timings, workdir=self.workdir / "flux",
+                                   **({"poll_interval": REAL_POLL_INTERVAL} if self.real else {}))
             self.flux.install()
             self.flux.add_remote(repo_url, self.repo)
             if webhook:
@@ -189,16 +231,18 @@ class AppLab:
         return self.env.now
 
     def run(self, until: float) -> None:
-        """Advance virtual time to ``until`` (absolute seconds); a time in the past is a no-op."""
+        """Advance the clock to ``until`` (absolute seconds); a time in the past is a no-op."""
         if until > self.env.now:
+            resync(self.env)
             self.env.run(until=until)
 
     def advance(self, seconds: float) -> None:
-        self.env.run(until=self.env.now + seconds)
+        self.run(self.env.now + seconds)
 
     def run_until(self, predicate: Callable[[], bool], *, timeout: float, step: float = 1.0) -> float | None:
         """Advance in ``step``s until ``predicate()`` holds; the time it held, or None at ``timeout``."""
         deadline = self.env.now + timeout
+        resync(self.env)
         while self.env.now < deadline:
             if predicate():
                 return self.env.now
@@ -318,7 +362,29 @@ class AppLab:
                object: str | None = None, since: float | None = None) -> list:
         return self.log.filter(component=component, event=event, object=object, since=since)
 
+    def provide_cluster_scoped(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create a cluster-scoped object for this lab (a pre-provisioned volume), labelled with the run, deleted by ``close``."""
+        obj = dict(obj)
+        md = obj.setdefault("metadata", {})
+        md.setdefault("labels", {})[RUN_LABEL] = targets.run_id()
+        out = self.cluster.apply(obj, field_manager="labkit-admin")
+        self._cluster_scoped.append((obj["apiVersion"], obj["kind"], md["name"]))
+        return out
+
     def close(self) -> None:
+        """Close the repository; on a real cluster delete the lab's namespaces and objects, and disconnect."""
+        try:
+            if self.kube is not None:
+                self.cluster.cleanup()
+                for api_version, kind, name in self._cluster_scoped:
+                    try:
+                        self.kube.delete(api_version, kind, name)
+                    except Exception:  # noqa: BLE001 - best effort: the run's label lets `provision` retry
+                        pass
+        finally:
+            if self.kube is not None:
+                self.kube.close()
+                self.kube = None
         self.repo.close()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -20,6 +20,12 @@ committed to git.  What happens next depends on the mechanisms, not on a script:
 
 A drift report that runs on its own schedule can miss a drift that correction
 removed in between: ``drift_reported`` says whether any report saw it.
+
+The night's schedule is parameters (``hotfix_at_s``, ``oncall_jitter_s``,
+``deploy_at_s``, ``after_deploy_s``): on the simulator a real night (02:00, 09:00);
+on a real cluster (``cluster`` other than ``sim``, wall time) a minute or two, with a
+Kustomization interval of seconds.  The hotfix is the same ``kubectl edit`` Update
+against the real API server, and the revert is Flux's forced server-side apply there.
 """
 from __future__ import annotations
 
@@ -78,12 +84,33 @@ class DriftResult:
 
 
 def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bool = False, interval: str = "10m",
-              hotfix_at_h: float = 2.0, deploy_at_h: float = 9.0, report_every_s: float = 900.0) -> DriftResult:
-    lab = FleetLab(seed=seed, webhook=True)
-    if parse_duration(interval, field="interval") != 600.0:
+              hotfix_at_s: float = 7200.0, oncall_jitter_s: float = 600.0, deploy_at_s: float = 32400.0,
+              after_deploy_s: float = 600.0, report_every_s: float = 900.0, cluster: str = "sim") -> DriftResult:
+    from labkit.errors import LabkitError
+
+    if deploy_at_s <= hotfix_at_s + oncall_jitter_s:
+        raise LabkitError(f"the planned deploy ({deploy_at_s} s) must come after the hotfix "
+                          f"({hotfix_at_s} s + up to {oncall_jitter_s} s)", field="deploy_at_s")
+    interval_s = parse_duration(interval, field="interval")
+    lab = FleetLab(seed=seed, webhook=True, cluster=cluster)
+    try:
+        return _night(lab, seed=seed, drift_correction=drift_correction, commit_hotfix=commit_hotfix,
+                      interval=interval, interval_s=interval_s, hotfix_at_s=hotfix_at_s,
+                      oncall_jitter_s=oncall_jitter_s, deploy_at_s=deploy_at_s, after_deploy_s=after_deploy_s,
+                      report_every_s=report_every_s)
+    finally:
+        if lab.real:
+            lab.close()  # a real cluster: delete the lab's namespaces (everything reported is in the result)
+
+
+def _night(lab: FleetLab, *, seed: int, drift_correction: bool, commit_hotfix: bool, interval: str,
+           interval_s: float, hotfix_at_s: float, oncall_jitter_s: float, deploy_at_s: float,
+           after_deploy_s: float, report_every_s: float) -> DriftResult:
+    if interval_s != 600.0:
         text = lab.repo.read("staging/apps.yaml").replace("interval: 10m0s", f"interval: {interval}")
         lab.repo.commit({"staging/apps.yaml": text}, message=f"apps: reconcile every {interval}", author="platform",
                         when=0)
+    sample_every = min(10.0, interval_s / 5)  # fine enough to see a revert within one interval
     samples: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
     marks: dict[str, float] = {}
@@ -91,7 +118,7 @@ def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bo
     def sampler():
         while True:
             samples.append({"time": lab.now, "limit": memory_limit(lab), "image": lab.image("staging")})
-            yield lab.env.timeout(10.0)
+            yield lab.env.timeout(sample_every)
 
     def drift_report():
         yield lab.env.timeout(report_every_s)
@@ -113,7 +140,7 @@ def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bo
     marks["ready"] = lab.now
     # the pager goes off at some minute after two: a seeded draw, so the phase against
     # Flux's interval (and the drift report's schedule) is not staged
-    lab.run(hotfix_at_h * 3600 + rng_for(seed, "oncall").uniform(0, 600))
+    lab.run(hotfix_at_s + rng_for(seed, "oncall").uniform(0, oncall_jitter_s))
     if not drift_correction:
         _set_suspend(lab, True)
         marks["suspended"] = lab.now
@@ -124,13 +151,13 @@ def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bo
     lab.cluster("staging").kubectl_edit("apps/v1", "Deployment", "podinfo", NAMESPACE, hotfix)
     marks["hotfix"] = lab.now
     if commit_hotfix:
-        lab.advance(600)  # the morning after, somebody writes it into git
+        lab.advance(min(600.0, (deploy_at_s - lab.now) / 2))  # later that night, somebody writes it into git
         path = "apps/podinfo/base/deployment.yaml"
         text = lab.repo.read(path).replace("memory: 128Mi", f"memory: {HOTFIX_LIMIT}")
         lab.repo.commit({path: text}, message="podinfo: raise memory limit (hotfix from the 2 a.m. incident)",
                         author="oncall", when=lab.now)
         marks["hotfix_committed"] = lab.now
-    lab.run(deploy_at_h * 3600)
+    lab.run(deploy_at_s)
     marks["deploy"] = lab.now
     lab.set_image("staging", "6.5.1", author="alice", message="podinfo staging: 6.5.1 (planned release)")
     if not drift_correction:
@@ -139,24 +166,28 @@ def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bo
     lab.run_until(lambda: lab.image("staging") == f"{PODINFO}:6.5.1" and lab.ready().get("status") == "True",
                   timeout=1800)
     marks["settled"] = lab.now
-    lab.advance(600)
+    lab.advance(after_deploy_s)
     return DriftResult(lab, pd.DataFrame(samples), reports, marks, drift_correction)
 
 
 def plot_drift(result: DriftResult) -> plt.Figure:
     s = result.samples[result.samples.limit.notna()]
+    night = result.marks["deploy"] >= 3 * 3600  # the simulator's night, or a compressed one on wall time
+    unit, xlabel = (3600, "hours since midnight (virtual time)") if night else (1, "seconds since the lab started")
+    hotfix_label = "kubectl edit hotfix (after 02:00)" if night else "kubectl edit hotfix"
+    deploy_label = "09:00 planned deploy" if night else "planned deploy"
     fig, ax = plt.subplots(figsize=(10, 3.8))
     order = {"128Mi": 0, HOTFIX_LIMIT: 1}
-    ax.step(s.time / 3600, [order.get(v, -1) for v in s.limit], where="post", linewidth=2,
+    ax.step(s.time / unit, [order.get(v, -1) for v in s.limit], where="post", linewidth=2,
             label="live memory limit of the Deployment")
     ax.set_yticks([0, 1], ["128Mi (git)", f"{HOTFIX_LIMIT} (hotfix)"])
     ax.set_ylim(-0.5, 1.5)
-    ax.axvline(result.marks["hotfix"] / 3600, color="tab:red", linestyle="--", label="kubectl edit hotfix (after 02:00)")
-    ax.axvline(result.marks["deploy"] / 3600, color="tab:purple", linestyle=":", label="09:00 planned deploy")
+    ax.axvline(result.marks["hotfix"] / unit, color="tab:red", linestyle="--", label=hotfix_label)
+    ax.axvline(result.marks["deploy"] / unit, color="tab:purple", linestyle=":", label=deploy_label)
     for i, r in enumerate(result.reports):
-        ax.plot(r["time"] / 3600, 1.3, marker="v", color="tab:orange", linestyle="none",
+        ax.plot(r["time"] / unit, 1.3, marker="v", color="tab:orange", linestyle="none",
                 label="flux diff reported drift" if i == 0 else None)
-    ax.set_xlabel("hours since midnight (virtual time)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("memory limit")
     mode = "drift correction on" if result.drift_correction else "Kustomization suspended, drift only reported"
     ax.set_title(f"The 2 a.m. hotfix under GitOps ({mode})")

@@ -95,6 +95,18 @@ Choices and caveats
   bound by exactly those limits.  ``reconcile_all_wall_s`` measures labkit.
 * The per-team model declares its ApplicationSets directly (a platform
   repository holding them would add one more repository and refresh).
+
+Part 3 — under faults (``fault_rate`` > 0)
+==========================================
+
+The part-1 fleet is reconciled twice more in a lab without workload
+controllers: once clean, once with every API fault kind at the Cluster seam
+(500, 503, 429 with Retry-After, 409, 504 with the write done and the answer
+lost, slow responses) and both git fault kinds at a combined ``fault_rate``
+per call, never stopping (``labkit.faults.argo.run_fleet_under_faults``).
+Converged means every Application completed a sync of head and every object is
+live as git has it.  ``faults_extra_virtual_s`` is the extra virtual time it
+took, ``faults_objects_lost`` / ``faults_objects_wrongly_deleted`` must be 0.
 """
 from __future__ import annotations
 
@@ -231,6 +243,7 @@ class FleetResult:
     models: pd.DataFrame = field(default_factory=pd.DataFrame)
     progress: pd.DataFrame = field(default_factory=pd.DataFrame)
     marks: dict[str, float] = field(default_factory=dict)
+    faults: dict[str, Any] = field(default_factory=dict)  # part 3 (fault_rate > 0)
 
     def metrics(self) -> dict[str, Any]:
         m: dict[str, Any] = {
@@ -244,6 +257,9 @@ class FleetResult:
             "source_type": self.source_type,
             "workload_controllers": self.workload_controllers,
         }
+        for k in ("fault_rate", "faults_injected", "faults_converged_virtual_s", "faults_extra_virtual_s",
+                  "faults_extra_wall_s", "faults_objects_lost", "faults_objects_wrongly_deleted"):
+            m[k] = self.faults.get(k, 0.0 if k == "fault_rate" else None)
         if len(self.models):
             df = self.models
             m["models"] = list(df.model)
@@ -264,8 +280,17 @@ def run_fleet(
     model_services: int = 20,
     teams: int = 4,
     models: bool = True,
+    fault_rate: float = 0.0,
 ) -> FleetResult:
-    """Part 1 on ``services`` services, then (``models``) part 2 on ``model_services`` (see module docstring)."""
+    """Part 1 on ``services`` services, then (``models``) part 2 on ``model_services`` (see module docstring).
+
+    With ``fault_rate`` > 0, part 3: the same ApplicationSet fleet reconciled once without faults and once
+    with every API fault kind and both git fault kinds at that combined rate per call
+    (``labkit.faults.argo.run_fleet_under_faults``); the extra time to converge and the objects lost or
+    wrongly deleted (which must be none) go into the metrics.
+    """
+    if isinstance(fault_rate, bool) or not isinstance(fault_rate, (int, float)) or not 0.0 <= fault_rate <= 0.5:
+        raise LabkitError(f"fault_rate must be a number from 0 to 0.5, got {fault_rate!r}", field="fault_rate")
     if not isinstance(services, int) or isinstance(services, bool) or not 1 <= services <= 2000:
         raise LabkitError(f"services must be an integer from 1 to 2000, got {services!r}", field="services")
     if source_type not in SOURCE_TYPES:
@@ -329,6 +354,21 @@ def run_fleet(
     res.progress = pd.DataFrame(progress, columns=["time", "applications", "synced_healthy"])
     if models:
         res.models = compare_models(seed=seed, services=model_services, teams=teams)
+    if fault_rate > 0:
+        from labkit.faults.argo import run_fleet_under_faults
+
+        calm = run_fleet_under_faults(services, 0.0, seed=seed)
+        stormy = run_fleet_under_faults(services, float(fault_rate), seed=seed)
+        res.faults = {
+            "fault_rate": float(fault_rate),
+            "faults_injected": stormy.faults,
+            "faults_converged_virtual_s": stormy.converged_at,
+            "faults_extra_virtual_s": None if None in (calm.converged_at, stormy.converged_at)
+            else stormy.converged_at - calm.converged_at,
+            "faults_extra_wall_s": round(stormy.wall_s - calm.wall_s, 3),
+            "faults_objects_lost": len(stormy.lost),
+            "faults_objects_wrongly_deleted": len(stormy.wrongly_deleted),
+        }
     return res
 
 

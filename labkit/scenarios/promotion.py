@@ -21,6 +21,14 @@ minutes, the bot records ``PromotionBlocked``, and prod never sees the tag.  A
 
 "What is deployed and when" is ``git log -- apps/podinfo/prod``: the deploy
 record is the repository's own history (``ManifestRepo.deploy_record``).
+
+On a real cluster (``cluster`` other than ``sim``, wall time) staging and prod are
+two namespace-isolated slices of one cluster (``labkit.scenarios.isolation``), the
+rollouts are the real Deployment controller's with KWOK's kubelets, and whether an
+image pulls is KWOK's decision: a tag matching its missing-image pattern (such as
+``missing-6.5.99``) fails with ``ErrImagePull``, any other tag pulls.  The health
+timeout (``health_timeout``, committed to both ``apps.yaml`` files when it differs
+from git's 5m) and the pauses between steps (``pause_s``) are then seconds.
 """
 from __future__ import annotations
 
@@ -122,13 +130,15 @@ class PromotionResult:
     deploy_record: list[Any] = field(default_factory=list)
     bad_tag: str = ""
 
+    final_images: dict[str, str | None] = field(default_factory=dict)  # each Deployment's image at the end
+
     def metrics(self) -> dict[str, Any]:
         mon = self.monitor.frame()
         prod_tags = set(mon[mon.environment == "prod"].tag.dropna())
         caught = any(b["tag"] == self.bad_tag for b in self.bot.blocked)
         return {
-            "staging_image": self.lab.image("staging"),
-            "prod_image": self.lab.image("prod"),
+            "staging_image": self.final_images.get("staging"),
+            "prod_image": self.final_images.get("prod"),
             "bad_tag_caught_in_staging": bool(caught),
             "prod_changed_by_bad_tag": self.bad_tag in prod_tags,
             "deploy_record_commits": len(self.deploy_record),
@@ -140,20 +150,41 @@ class PromotionResult:
 
 
 def run_promotion(*, seed: int = 0, good_tag: str = "6.5.1", bad_tag: str = "6.5.99", observe_s: float = 900.0,
-                  webhook: bool = True) -> PromotionResult:
-    lab = FleetLab(seed=seed, environments=("staging", "prod"), webhook=webhook)
-    bot = PromotionBot(lab)
-    monitor = ImageMonitor(lab)
+                  webhook: bool = True, health_timeout: str = "5m", pause_s: float = 30.0,
+                  cluster: str = "sim") -> PromotionResult:
+    from labkit.duration import parse_duration
+    from labkit.errors import LabkitError
+
+    timeout_s = max(parse_duration(health_timeout, field="health_timeout"), 30.0)  # GetTimeout's floor
+    if observe_s <= timeout_s:
+        raise LabkitError(f"{observe_s} s is not longer than the health timeout ({health_timeout}): the health "
+                          "check would not have failed yet when the bad commit is reverted", field="observe_s")
+    lab = FleetLab(seed=seed, environments=("staging", "prod"), webhook=webhook, cluster=cluster)
+    try:
+        return _promote(lab, good_tag=good_tag, bad_tag=bad_tag, observe_s=observe_s, health_timeout=health_timeout,
+                        pause_s=pause_s)
+    finally:
+        if lab.real:
+            lab.close()  # a real cluster: delete the lab's namespaces (everything reported is in the result)
+
+
+def _promote(lab: FleetLab, *, good_tag: str, bad_tag: str, observe_s: float, health_timeout: str,
+             pause_s: float) -> PromotionResult:
+    for env_name in ("staging", "prod"):
+        lab.set_duration_in_git(f"{env_name}/apps.yaml", "Kustomization", "timeout", health_timeout)
+    every = min(10.0, pause_s / 3)  # the bot and the monitor look often enough to see each step
+    bot = PromotionBot(lab, every=every)
+    monitor = ImageMonitor(lab, every=min(5.0, every))
     marks: dict[str, float] = {}
     both_ready = lambda: all(lab.ready(e).get("status") == "True" for e in ("staging", "prod"))  # noqa: E731
     lab.run_until(both_ready, timeout=600)
     marks["bootstrapped"] = lab.now
-    lab.advance(30)
+    lab.advance(pause_s)
     marks["good_commit"] = lab.now
     lab.set_image("staging", good_tag, author="alice")
     lab.run_until(lambda: lab.image("prod", ) == f"{PODINFO}:{good_tag}" and both_ready(), timeout=1800)
     marks["good_in_prod"] = lab.now
-    lab.advance(60)
+    lab.advance(2 * pause_s)
     marks["bad_commit"] = lab.now
     bad_sha = lab.set_image("staging", bad_tag, author="bob")
     lab.advance(observe_s)
@@ -163,9 +194,10 @@ def run_promotion(*, seed: int = 0, good_tag: str = "6.5.1", bad_tag: str = "6.5
     lab.run_until(lambda: lab.image("staging") == f"{PODINFO}:{good_tag}" and lab.ready("staging").get("status") == "True",
                   timeout=900)
     marks["recovered"] = lab.now
-    lab.advance(30)
+    lab.advance(pause_s)
     record = lab.repo.deploy_record(lab.overlay("prod"))
-    return PromotionResult(lab, bot, monitor, marks, record, bad_tag)
+    images = {env_name: lab.image(env_name) for env_name in ("staging", "prod")}
+    return PromotionResult(lab, bot, monitor, marks, record, bad_tag, images)
 
 
 def plot_promotion(result: PromotionResult) -> plt.Figure:
@@ -173,7 +205,7 @@ def plot_promotion(result: PromotionResult) -> plt.Figure:
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for ax, env_name in zip(axes, ("staging", "prod")):
         sub = mon[(mon.environment == env_name) & mon.tag.notna()]
-        tags = sorted(set(sub.tag), key=lambda t: [int(x) if x.isdigit() else x for x in t.split(".")])
+        tags = sorted(set(sub.tag), key=lambda t: [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in t.split(".")])
         ypos = {t: i for i, t in enumerate(tags)}
         ax.step(sub.time / 60, [ypos[t] for t in sub.tag], where="post", color="tab:blue", linewidth=2,
                 label="image tag in the Deployment spec (from git)")
@@ -192,7 +224,7 @@ def plot_promotion(result: PromotionResult) -> plt.Figure:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
-    axes[-1].set_xlabel("minutes (virtual time)")
+    axes[-1].set_xlabel("minutes (wall clock)" if result.lab.real else "minutes (virtual time)")
     fig.suptitle("Promotion by git: staging's health checks gate what reaches prod")
     fig.tight_layout()
     return fig

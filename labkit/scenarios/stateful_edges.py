@@ -132,7 +132,11 @@ class StatefulResult:
     status_after_cleanup: str = ""
     marks: dict[str, float] = field(default_factory=dict)
 
+    exists_at_end: dict[str, bool] = field(default_factory=dict)  # each database file, when the run ended
+
     def db_exists(self, name: str) -> bool:
+        if name in self.exists_at_end:  # on a real cluster the lab (and its workdir) is gone by now
+            return self.exists_at_end[name]
         return self.operator.exists(NAMESPACE, name)
 
     def metrics(self) -> dict[str, Any]:
@@ -195,17 +199,60 @@ def _ready(lab: AppLab) -> bool:
     return sts is not None and (sts.get("status") or {}).get("readyReplicas") == sts["spec"].get("replicas")
 
 
-def run_stateful_edges(*, dialect: str = "argo", seed: int = 0, deletion_policy: str = "Delete") -> StatefulResult:
-    """Run both stories on one lab (see the module docstring)."""
+def _provide_volumes(lab: AppLab) -> None:
+    """On a real cluster: two pre-provisioned 1Gi volumes reserved for the StatefulSet's claims.
+
+    The simulator binds claims itself; a KWOK cluster has no storage provisioner, so the
+    cluster admin's part (static provisioning) is done here: one hostPath PersistentVolume
+    per replica, pre-bound (``claimRef``) to ``data-pg-<i>`` in the lab's namespace, which the
+    real PV controller then binds.  They carry the run's label and go when the lab closes.
+    """
+    real_ns = lab.cluster.real_namespace(NAMESPACE)
+    for i in range(2):
+        lab.provide_cluster_scoped({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": f"{lab.cluster.prefix}pg-{i}"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "",
+                     "hostPath": {"path": f"/var/lib/labkit/{lab.cluster.prefix}pg-{i}"},
+                     "claimRef": {"namespace": real_ns, "name": f"data-{STS}-{i}"}}})
+
+
+def run_stateful_edges(*, dialect: str = "argo", seed: int = 0, deletion_policy: str = "Delete",
+                       pause_s: float = 60.0, argo_retry_limit: int = -1, cluster: str = "sim") -> StatefulResult:
+    """Run both stories on one lab (see the module docstring).
+
+    ``pause_s`` is the wait between steps; ``argo_retry_limit`` >= 0 gives the Application a
+    ``syncPolicy.retry.limit`` (-1: none, the default), so a refused sync is reported after
+    that many retries instead of the default back-off (minutes of wall time on a real cluster).
+    On a real cluster (``cluster`` other than ``sim``) the StatefulSet's two claims get
+    pre-provisioned volumes (``_provide_volumes``) and the pods are the real StatefulSet
+    controller's (the timeline's pod lanes, drawn from the simulator's API records, stay empty).
+    """
     check_dialect(dialect)
     if deletion_policy not in DELETION_POLICIES:
         raise LabkitError(f"unknown deletion_policy {deletion_policy!r}: choose Delete or Retain",
                           field="deletion_policy")
-    lab = AppLab(dialect, seed=seed)
+    lab = AppLab(dialect, seed=seed, cluster=cluster)
+    try:
+        return _stories(lab, dialect, deletion_policy, pause_s, None if argo_retry_limit < 0 else argo_retry_limit)
+    finally:
+        if lab.real:
+            lab.close()  # a real cluster: delete the lab's namespaces and volumes (the result keeps what it saw)
+
+
+def _stories(lab: AppLab, dialect: str, deletion_policy: str, pause_s: float,
+             retry_limit: int | None) -> StatefulResult:
+    if lab.real:
+        from labkit.operators.database import database_crd
+        from labkit.scenarios.target import ensure_kinds
+
+        ensure_kinds(lab.kube, [database_crd()])  # served before the operator starts watching it
+        _provide_volumes(lab)
     operator = DatabaseOperator(lab.cluster, lab.workdir / "databases").install()
     policy = None if deletion_policy == "Delete" else deletion_policy
     res = StatefulResult(lab, operator, dialect, deletion_policy)
-    target = Target(APP, APP, namespace=NAMESPACE, interval="10m")
+    target = Target(APP, APP, namespace=NAMESPACE, interval="10m", retry_limit=retry_limit if dialect == "argo" else None)
     lab.commit(platform_files(dialect, deletion_policy=policy), "platform: postgres and two databases",
                author="platform")
     lab.deploy(target)
@@ -224,7 +271,7 @@ def run_stateful_edges(*, dialect: str = "argo", seed: int = 0, deletion_policy:
             con.executemany(sql, rows)
         con.close()
         res.rows_before[db] = len(rows)
-    lab.advance(60)
+    lab.advance(pause_s)
 
     # 1. grow the volumes in git: the API server refuses the StatefulSet change
     res.marks["grow_commit"] = lab.now
@@ -243,7 +290,7 @@ def run_stateful_edges(*, dialect: str = "argo", seed: int = 0, deletion_policy:
     st = lab.state(APP)
     res.sts_error, res.sts_error_phase = st.message, st.phase
     res.marks["refused"] = lab.now
-    lab.advance(60)
+    lab.advance(pause_s)
 
     # 2. the documented manual migration: delete the StatefulSet, orphaning pods and claims; re-sync
     res.pods_before = _uids(lab, "Pod")
@@ -266,15 +313,16 @@ def run_stateful_edges(*, dialect: str = "argo", seed: int = 0, deletion_policy:
     res.storage_after = _storage(_sts(lab))
     res.pods_after = _uids(lab, "Pod")
     res.pvcs_after = _uids(lab, "PersistentVolumeClaim")
-    lab.advance(60)
+    lab.advance(pause_s)
 
     # 3. a clean-up commit removes both Database resources from git
     res.marks["cleanup_commit"] = lab.now
     lab.commit({p: v for p, v in platform_files(dialect, databases=False).items() if p.startswith("platform/database")},
                "platform: remove database manifests (moved to another repo)", author="carol")
     lab.run_until(lambda: lab.get(DB_API, DB_KIND, "orders", NAMESPACE) is None, timeout=900, step=5)
-    lab.advance(300)
+    lab.advance(5 * pause_s)
     res.marks["end"] = lab.now
+    res.exists_at_end = {db: operator.exists(NAMESPACE, db) for db in ("orders", "analytics")}
     st = lab.state(APP)
     res.status_after_cleanup = st.sync_status if dialect == "argo" else st.phase
     return res
@@ -318,7 +366,7 @@ def plot_timeline(result: StatefulResult) -> plt.Figure:
     for key, label, color in marks:
         if key in result.marks:
             ax.axvline(result.marks[key] / 60, color=color, linestyle="--", linewidth=1, label=label)
-    ax.set_xlabel("minutes (virtual time)")
+    ax.set_xlabel("minutes (wall clock)" if lab.real else "minutes (virtual time)")
     ax.set_ylabel("object")
     ax.set_title(f"Stateful edges under {result.dialect} (deletionPolicy {result.deletion_policy})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)

@@ -26,6 +26,13 @@ fleet (``FleetLab``) on the embedded simulator:
 
 Nothing here is a constant: change the poll interval, the seed or the number of
 commits and every figure moves with the mechanisms.
+
+On a real cluster (``cluster`` other than ``sim``, see ``labkit.scenarios.target``)
+the same code runs on the wall clock against the real API server, with the real
+Deployment controller and KWOK's kubelets doing the rollout; ``commit_gap_s`` (the
+developer's think time) and ``apps_interval_s`` (how long until the periodic no-op
+reconcile) are then set to seconds instead of minutes.  The labs' namespaces are
+deleted when ``run_tour`` returns (the interactive explorer is simulator-only).
 """
 from __future__ import annotations
 
@@ -94,15 +101,19 @@ def _first(log, event: str, obj: str, sha: str, after: float) -> float | None:
     return None
 
 
-def run_commits(mode: str, *, seed: int, poll_interval_s: float, commits: int) -> tuple[FleetLab, list[CommitTrace]]:
+def run_commits(mode: str, *, seed: int, poll_interval_s: float, commits: int,
+                commit_gap_s: tuple[float, float] = (30.0, 300.0), apps_interval_s: float = 600.0,
+                cluster: str = "sim") -> tuple[FleetLab, list[CommitTrace]]:
     """Push ``commits`` image-tag changes at seeded random moments through one lab."""
-    lab = FleetLab(seed=seed, webhook=(mode == "webhook"), source_interval=format_duration(poll_interval_s))
+    lab = FleetLab(seed=seed, webhook=(mode == "webhook"), source_interval=format_duration(poll_interval_s),
+                   apps_interval=format_duration(apps_interval_s), cluster=cluster)
     lab.run_until(lambda: lab.ready().get("status") == "True", timeout=600)
     log = lab.cluster().log
     rng = rng_for(seed, "developer")  # the same developer in both labs
+    lo, hi = commit_gap_s
     traces = []
     for i in range(commits):
-        lab.advance(rng.uniform(30.0, 300.0))
+        lab.advance(rng.uniform(lo, hi))
         tag = PODINFO_TAGS[1 + i % (len(PODINFO_TAGS) - 1)]
         sha = lab.set_image("staging", tag, author="alice")
         t0 = lab.now
@@ -153,12 +164,33 @@ def noop_writes(lab: FleetLab, *, wait: float = 1200.0) -> dict[str, Any]:
             "unchanged": done.detail.get("n_unchanged", 0)}
 
 
-def run_tour(*, seed: int = 0, poll_interval_s: float = 60.0, commits: int = 5) -> TourResult:
-    poll_lab, poll = run_commits("poll", seed=seed, poll_interval_s=poll_interval_s, commits=commits)
-    hook_lab, hook = run_commits("webhook", seed=seed, poll_interval_s=poll_interval_s, commits=commits)
-    timeline = stage_timeline(hook_lab, hook[0]) if hook else pd.DataFrame()
-    noop = noop_writes(poll_lab)
-    return TourResult(poll + hook, timeline, noop, {"poll": poll_lab, "webhook": hook_lab})
+def run_tour(*, seed: int = 0, poll_interval_s: float = 60.0, commits: int = 5,
+             commit_gap_s: tuple[float, float] | list[float] = (30.0, 300.0), apps_interval_s: float = 600.0,
+             cluster: str = "sim") -> TourResult:
+    gap = _gap(commit_gap_s)
+    kw = dict(seed=seed, poll_interval_s=poll_interval_s, commits=commits, commit_gap_s=gap,
+              apps_interval_s=apps_interval_s, cluster=cluster)
+    labs: dict[str, FleetLab] = {}
+    try:
+        labs["poll"], poll = run_commits("poll", **kw)
+        labs["webhook"], hook = run_commits("webhook", **kw)
+        timeline = stage_timeline(labs["webhook"], hook[0]) if hook else pd.DataFrame()
+        noop = noop_writes(labs["poll"], wait=max(1200.0, 2 * apps_interval_s + 60.0))
+    finally:
+        if any(lab.real for lab in labs.values()):
+            for lab in labs.values():
+                lab.close()  # a real cluster: delete the labs' namespaces (the explorer is simulator-only)
+    return TourResult(poll + hook, timeline, noop, labs)
+
+
+def _gap(commit_gap_s: tuple[float, float] | list[float]) -> tuple[float, float]:
+    from labkit.errors import LabkitError
+
+    values = [float(v) for v in commit_gap_s]
+    if len(values) != 2 or values[0] < 0 or values[0] > values[1]:
+        raise LabkitError(f"expects [low, high] seconds with 0 <= low <= high, got {list(commit_gap_s)!r}",
+                          field="commit_gap_s")
+    return values[0], values[1]
 
 
 # ---------------------------------------------------------------------- figures

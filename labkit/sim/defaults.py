@@ -11,6 +11,7 @@ after every merge, never records ownership, and mirrors the upstream
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any, Callable
 
 
@@ -19,10 +20,14 @@ def _containers(pod_spec: dict[str, Any]) -> None:
     pod_spec.setdefault("terminationGracePeriodSeconds", 30)
     pod_spec.setdefault("dnsPolicy", "ClusterFirst")
     pod_spec.setdefault("schedulerName", "default-scheduler")
+    # SetDefaults_PodSpec allocates an empty PodSecurityContext; a container's ``resources`` is a
+    # non-pointer struct, which Go's JSON always writes: a real server returns both as ``{}``
+    pod_spec.setdefault("securityContext", {})
     for key in ("containers", "initContainers"):
         for c in pod_spec.get(key) or []:
             if not isinstance(c, dict):
                 continue
+            c.setdefault("resources", {})
             image = c.get("image") or ""
             tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
             latest = image.endswith(":latest") or not tagged
@@ -85,6 +90,11 @@ def job(obj: dict[str, Any]) -> None:
     spec.setdefault("parallelism", 1)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
+    # JobPodReplacementPolicy (GA): recreate pods only once they are fully terminated, unless a
+    # podFailurePolicy asks for Failed
+    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
+    if "selector" not in spec:  # the API server generates the selector (labkit.sim.store): not a manual one
+        spec.setdefault("manualSelector", False)
     tpl = spec.get("template")
     if isinstance(tpl, dict):
         tpl.setdefault("spec", {}).setdefault("restartPolicy", "Never")
@@ -127,8 +137,73 @@ def pvc(obj: dict[str, Any]) -> None:
     obj.setdefault("status", {}).setdefault("phase", "Pending")
 
 
+#: what the DefaultTolerationSeconds admission plugin adds to every pod (300 s, its flag's default)
+DEFAULT_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+]
+
+
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # utilrand.String's
+
+
+def _token_volume_name(obj: dict[str, Any]) -> str:
+    """``kube-api-access-<5 chars>``: random upstream, here a hash of the pod's name (seeded runs stay equal)."""
+    md = obj.get("metadata") or {}
+    digest = hashlib.sha256(f"{md.get('namespace', '')}/{md.get('name') or md.get('generateName', '')}".encode()).digest()
+    return "kube-api-access-" + "".join(_NAME_ALPHABET[b % len(_NAME_ALPHABET)] for b in digest[:5])
+
+
+def _mount_service_account_token(obj: dict[str, Any], spec: dict[str, Any]) -> None:
+    """The ServiceAccount admission plugin's ``mountServiceAccountToken`` (a projected token volume)."""
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
+    name = next((v.get("name") for v in volumes if isinstance(v, dict)
+                 and str(v.get("name", "")).startswith("kube-api-access-")), None)
+    has_volume = name is not None
+    name = name or _token_volume_name(obj)
+    needs = False
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            if not isinstance(c, dict):
+                continue
+            mounts = c.get("volumeMounts") if isinstance(c.get("volumeMounts"), list) else []
+            if not any(isinstance(m, dict) and m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                c["volumeMounts"] = mounts + [{"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}]
+                needs = True
+    if needs and not has_volume:
+        spec["volumes"] = volumes + [{"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]}}]
+
+
 def pod(obj: dict[str, Any]) -> None:
-    _containers(obj.setdefault("spec", {}))
+    spec = obj.setdefault("spec", {})
+    _containers(spec)
+    # what a real API server adds to a Pod (not to pod templates), checked against kube-apiserver
+    # v1.34 by tests/kube/test_controller_parity.py: the pod strategy's enableServiceLinks, the
+    # ServiceAccount admission plugin's service account and projected token volume, the Priority
+    # plugin's priority / preemptionPolicy and DefaultTolerationSeconds' tolerations
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    _mount_service_account_token(obj, spec)
+    if "priorityClassName" not in spec:
+        spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    tolerations = spec.get("tolerations")
+    if tolerations is None or isinstance(tolerations, list):
+        tolerations = list(tolerations or [])
+        for default in DEFAULT_TOLERATIONS:
+            if not any(isinstance(t, dict) and t.get("key") == default["key"] and t.get("effect") in (None, "", "NoExecute")
+                       for t in tolerations):
+                tolerations.append(dict(default))
+        spec["tolerations"] = tolerations
     obj.setdefault("status", {}).setdefault("phase", "Pending")
 
 

@@ -317,6 +317,11 @@ class ApiStore:
                 labels.setdefault("batch.kubernetes.io/job-name", new["metadata"]["name"])
                 labels.setdefault("controller-uid", uid)
                 labels.setdefault("job-name", new["metadata"]["name"])
+            # a Job created without labels takes its pod template's, the generated ones included
+            # (what a real v1.34 API server returns: tests/kube/test_controller_parity.py)
+            tpl_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+            if tpl_labels and not new["metadata"].get("labels"):
+                new["metadata"]["labels"] = dict(tpl_labels)
 
     def _persist_new(self, info: KindInfo, new: dict, entries: dict, manager: str, dry_run: bool) -> dict:
         md = new["metadata"]

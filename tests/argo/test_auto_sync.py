@@ -84,7 +84,7 @@ def test_automated_sync_runs_once_per_revision_when_retry_is_off(tmp_path):
     assert op["syncResult"]["resources"][0]["status"] == "SyncFailed"
     assert "expected numeric (int or float), got string" in op["syncResult"]["resources"][0]["message"]
     conds = {c["type"]: c["message"] for c in st["conditions"]}
-    assert conds["SyncError"] == f"Failed sync attempt to {sha}: one or more objects failed to apply (dry run)"
+    assert conds["SyncError"] == f"Failed last sync attempt to [{sha}]: one or more objects failed to apply (dry run)"
     assert lab.mgmt.get("apps/v1", "Deployment", "web", "default") is None
     # a new revision is a new attempt (webhook-free: found by the 120 s resync)
     lab.commit({"app/d.yaml": deployment("web")}, when=500)

@@ -185,3 +185,60 @@ def test_create_refuses_when_same_name_is_running(cache, monkeypatch):
         assert "already exists" in str(e.value) and "labkit cluster delete --name busy" in str(e.value)
     finally:
         cp.delete("busy")
+
+
+# ------------------------------------------------------------------ metrics-server wiring
+
+def test_metrics_server_is_optional_and_asked_for_explicitly_says_how_to_build(cache, monkeypatch):
+    from labkit.kube import build as kbuild
+
+    monkeypatch.setattr(cp, "binaries", lambda: {})
+    assert kbuild.binary("metrics-server") == cache / "metrics-server" / kbuild.METRICS_SERVER_VERSION / "bin" / "metrics-server"
+    assert not cp.metrics_available()
+    with pytest.raises(cp.BinariesMissing) as e:
+        cp.create("m", metrics=True)
+    assert "metrics-server not built" in str(e.value)
+    assert "labkit cluster build --component metrics-server" in str(e.value)
+    assert not cp.cluster_dir("m").exists()  # refused before anything was written or started
+    assert "metrics-server" in kbuild.ALL_COMPONENTS and "metrics-server" not in kbuild.missing(kbuild.CONTROL_PLANE)
+
+
+def test_metrics_server_serving_cert_names_what_the_aggregator_checks(tmp_path):
+    from cryptography import x509
+
+    files = cp.write_pki(tmp_path / "pki")
+    cert = x509.load_pem_x509_certificate(files["metrics-server.crt"].read_bytes())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(files["ca.crt"].read_bytes()))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    # the aggregator dials the ExternalName (localhost) and verifies <service>.<namespace>.svc
+    assert {"localhost", "metrics-server.kube-system.svc"} <= set(san.get_values_for_type(x509.DNSName))
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert oct(files["metrics-server.key"].stat().st_mode & 0o777) == "0o600"
+
+
+def test_apiservice_points_at_localhost_and_trusts_the_cluster_ca(tmp_path):
+    import base64
+
+    service, apiservice = cp.metrics_apiservice(4443, b"CA PEM")
+    assert service["spec"] == {"type": "ExternalName", "externalName": "localhost"}
+    assert (service["metadata"]["name"], service["metadata"]["namespace"]) == ("metrics-server", "kube-system")
+    spec = apiservice["spec"]
+    assert apiservice["metadata"]["name"] == "v1beta1.metrics.k8s.io"
+    assert (spec["group"], spec["version"]) == ("metrics.k8s.io", "v1beta1")
+    assert spec["service"] == {"name": "metrics-server", "namespace": "kube-system", "port": 4443}
+    assert base64.b64decode(spec["caBundle"]) == b"CA PEM" and "insecureSkipTLSVerify" not in spec
+
+
+def test_metrics_server_rbac_grants_what_it_reads():
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in cp.metrics_server_rbac()}
+    assert ("ServiceAccount", "metrics-server") in objs
+    role = objs[("ClusterRole", "system:metrics-server")]
+    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert {("nodes/metrics", "get"), ("pods", "list"), ("nodes", "watch")} <= granted
+    reader = objs[("RoleBinding", "metrics-server-auth-reader")]
+    assert reader["metadata"]["namespace"] == "kube-system"
+    assert reader["roleRef"]["name"] == "extension-apiserver-authentication-reader"
+    delegator = objs[("ClusterRoleBinding", "metrics-server:system:auth-delegator")]
+    assert delegator["roleRef"]["name"] == "system:auth-delegator"
+    for binding in (reader, delegator, objs[("ClusterRoleBinding", "system:metrics-server")]):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "metrics-server", "namespace": "kube-system"}]

@@ -249,13 +249,22 @@ def defaults_on_create(c, ns):
             "progressDeadlineSeconds": spec.get("progressDeadlineSeconds"),
             "strategy": spec.get("strategy"),
             "imagePullPolicy": spec["template"]["spec"]["containers"][0].get("imagePullPolicy"),
-            "restartPolicy": spec["template"]["spec"].get("restartPolicy")}
+            "restartPolicy": spec["template"]["spec"].get("restartPolicy"),
+            "securityContext": spec["template"]["spec"].get("securityContext"),
+            "resources": spec["template"]["spec"]["containers"][0].get("resources")}
+
+
+def job_defaults_on_create(c, ns):
+    spec = c.apply(job(ns, "migrate:1"), field_manager="flux")["spec"]
+    return {k: spec.get(k) for k in ("backoffLimit", "completions", "parallelism", "completionMode", "suspend",
+                                     "podReplacementPolicy", "manualSelector")}
 
 
 VALUE_CASES = {
     "replicas-default-after-only-owner-drops": replicas_after_only_owner_drops_it,
     "replicas-kept-when-hpa-co-owns": replicas_after_owner_drops_it_while_hpa_owns_it,
     "deployment-defaults-on-create": defaults_on_create,
+    "job-defaults-on-create": job_defaults_on_create,
 }
 
 

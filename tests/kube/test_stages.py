@@ -16,7 +16,7 @@ def by_name(opts=None):
 def test_yaml_is_kwoks_documented_format():
     docs = by_name()
     assert list(docs) == ["node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-image-pull-failed",
-                          "pod-image-pull-backoff", "pod-image-pull-retry", "pod-complete", "pod-delete",
+                          "pod-image-pull-backoff", "pod-image-pull-retry", "pod-complete", "pod-fail", "pod-delete",
                           "metrics-resource", "usage-from-annotation"]
     for name, d in docs.items():
         assert d["apiVersion"] == "kwok.x-k8s.io/v1alpha1"

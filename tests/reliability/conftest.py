@@ -136,3 +136,87 @@ def make_lab(tmp_path: Path):
     def make(files: dict[str, str], **kw: object) -> FaultLab:
         return FaultLab(tmp_path, files, **kw)  # type: ignore[arg-type]
     return make
+
+
+class ArgoFaultLab:
+    """SimCluster + real git + ArgoSystem, with the cluster, the git remote and manifest generation faultable.
+
+    The management cluster is the destination (``in-cluster``); Applications
+    are automated (prune + self-heal) Directory sources; timings are fixed:
+    git and manifest generation 0 s, webhook delivery 1 s, no resync jitter,
+    ``timeout.reconciliation`` 120 s, API calls 0 s.
+    """
+
+    def __init__(self, tmp: Path, files: dict[str, str], *, seed: int = 1, webhook: bool = True):
+        from labkit.argo import ArgoSystem, ArgoTimings
+
+        self.sim = SimCluster(seed=seed, controllers=False)
+        self.env = self.sim.env
+        self.log = self.sim.log
+        self.plan = FaultPlan(log=self.log)
+        self.audit = AuditCluster(self.sim)
+        self.cluster = FaultyCluster(self.audit, self.plan, rng_for(seed, "faults:api"))
+        src = tmp / "seed"
+        for rel, text in files.items():
+            p = src / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(textwrap.dedent(text))
+        self.repo = ManifestRepo(tmp / "repo", log=self.log, url=URL)
+        self.repo.seed(src, when=0)
+        self.remote = FaultyRemote(self.repo, self.plan, rng_for(seed, "faults:git"), env=self.env)
+        self.argo = ArgoSystem(self.cluster, self.env, log=self.log, seed=seed, timings=ArgoTimings.fixed(),
+                               engine_timings=EngineTimings(api_call=0.0))
+        self.argo.repo_server.gate = FaultyRenderer(None, self.plan, rng_for(seed, "faults:render"), env=self.env).gate
+        self.argo.add_repo(self.remote, URL)
+        if webhook:
+            self.argo.enable_webhook(self.remote)
+        self.argo.install()
+
+    def fault(self, kind: str, **kw: object) -> Fault:
+        f = Fault(kind, **kw)  # type: ignore[arg-type]
+        self.plan.add(f)
+        return f
+
+    def application(self, name: str = "apps", path: str = "apps", *, self_heal: bool = True,
+                    retry: dict | None = None) -> None:
+        policy: dict = {"automated": {"prune": True, "selfHeal": self_heal}}
+        if retry is not None:
+            policy["retry"] = retry
+        self.argo.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                         "metadata": {"name": name, "namespace": "argocd"},
+                         "spec": {"project": "default",
+                                  "source": {"repoURL": URL, "targetRevision": "HEAD", "path": path},
+                                  "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"},
+                                  "syncPolicy": policy}}, file=f"argocd/{name}.yaml")
+
+    def status(self, name: str = "apps") -> dict:
+        return (self.sim.get("argoproj.io/v1alpha1", "Application", name, "argocd") or {}).get("status") or {}
+
+    def conditions(self, name: str = "apps") -> dict[str, str]:
+        return {c["type"]: c["message"] for c in self.status(name).get("conditions") or []}
+
+    def events(self, event: str, component: str = "argocd-application-controller") -> list:
+        return self.log.filter(component=component, event=event)
+
+    def times(self, event: str, component: str = "argocd-application-controller") -> list[float]:
+        return [e.time for e in self.events(event, component)]
+
+    def data(self, name: str, ns: str = "default") -> dict | None:
+        obj = self.sim.get("v1", "ConfigMap", name, ns)
+        return None if obj is None else obj.get("data")
+
+    def commit(self, files: dict[str, str | None], at: float) -> str:
+        """Commit and push at virtual time ``at`` (the clock is run up to it first)."""
+        if at > self.env.now:
+            self.sim.run(until=at)
+        return self.repo.commit(files, message="change", author="alice", when=at)
+
+    def run(self, until: float) -> None:
+        self.sim.run(until=until)
+
+
+@pytest.fixture
+def make_argo_lab(tmp_path: Path):
+    def make(files: dict[str, str], **kw: object) -> ArgoFaultLab:
+        return ArgoFaultLab(tmp_path, files, **kw)  # type: ignore[arg-type]
+    return make

@@ -7,12 +7,19 @@ Each case is a directory under ``tests/data/bad_input/`` with an ``expect.yaml``
                                (``kustomization:`` may also change the Kustomization's spec);
              ``flux-object``   a Flux object file applied with ``FluxSystem.apply``;
              ``scenario-cli``  ``labkit <args>`` in a subprocess;
+             ``argo``          committed to git on top of a good revision and reconciled by an
+                               automated Argo CD Application over ``apps/`` (refreshed by the
+                               push webhook); ``condition`` is the Application condition type
+                               that must carry the message;
+             ``argo-object``   an Argo CD object file (Application, ApplicationSet) applied with
+                               ``ArgoSystem.apply`` next to a synced Application;
              ``argo-hook`` / ``argo-appset``  the Argo CD dialect's parsers;
              ``secrets-guard`` the pre-commit plaintext-Secret guard;
 ``error``    a fragment the message must contain;
 ``file``     the file (or, for API refusals, the object ``Kind/namespace/name``) it must name;
 ``field``    the field (or line) it must name, or null;
 ``reason``   (``flux``) the ``Ready=False`` reason;
+``condition`` (``argo``) the Application condition type (``ComparisonError`` ...);
 ``generate`` a large input made at test time instead of committed (``huge-broken``,
              ``alias-bomb``, ``deep-nesting``, ``huge-configmap``);
 ``age_key_secret`` (``flux``) create this SOPS age-key Secret in flux-system first;
@@ -25,7 +32,10 @@ is applied first; then the bad change is committed through a real clone and push
 (symlinks included).  The case passes when the Kustomization is ``Ready=False`` with
 the expected reason and a message naming the file and field, nothing of the bad
 revision was applied (every live object is byte-for-byte what it was), and
-``lastAppliedRevision`` is still the good revision.
+``lastAppliedRevision`` is still the good revision.  ``argo`` cases pass the same
+way: the Application carries the condition with a message naming the file and
+field, no operation was started for the bad revision, every live object is what
+it was, and ``status.history`` still ends at the good revision.
 """
 from __future__ import annotations
 
@@ -66,11 +76,14 @@ def test_the_corpus_is_big_enough_and_well_formed():
     assert len(CASES) >= 30
     for name in CASES:
         e = load(name)
-        assert e["via"] in ("flux", "flux-object", "scenario-cli", "argo-hook", "argo-appset", "secrets-guard"), name
+        assert e["via"] in ("flux", "flux-object", "scenario-cli", "argo", "argo-object", "argo-hook", "argo-appset",
+                            "secrets-guard"), name
         assert e.get("error") and e.get("description"), name
         assert "file" in e and "field" in e, name
         if e["via"] == "flux":
             assert e.get("reason"), name
+        if e["via"] == "argo":
+            assert e.get("condition"), name
 
 
 def check_message(message: str, e: dict[str, Any]) -> None:
@@ -258,6 +271,82 @@ def run_argo_appset(name: str, e: dict[str, Any]) -> None:
         check_message(str(info.value), e)
 
 
+# ------------------------------------------------------------------ via argo
+
+ARGO_APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "apps", "namespace": "argocd"},
+            "spec": {"project": "default", "source": {"repoURL": URL, "targetRevision": "HEAD", "path": "apps"},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"},
+                     "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}}
+
+
+def argo_lab(name: str, tmp: Path) -> tuple[Any, Any, ManifestRepo, str]:
+    """An automated Application over ``apps/`` (good.yaml plus the case's ``base/``), synced at 5."""
+    from labkit.argo import ArgoSystem, ArgoTimings
+
+    case = CORPUS / name
+    sim = SimCluster(seed=1, controllers=False)
+    seed = tmp / "seed"
+    (seed / "apps").mkdir(parents=True)
+    (seed / "apps" / "good.yaml").write_text(GOOD)
+    if (case / "base").is_dir():
+        shutil.copytree(case / "base", seed, dirs_exist_ok=True, symlinks=True)
+    repo = ManifestRepo(tmp / "repo", log=sim.log, url=URL)
+    repo.seed(seed, when=0)
+    argo = ArgoSystem(sim, sim.env, log=sim.log, seed=1, timings=ArgoTimings.fixed(),
+                      engine_timings=EngineTimings(api_call=0.0))
+    argo.add_repo(repo)
+    argo.enable_webhook(repo)
+    argo.install()
+    argo.apply(ARGO_APP, file="argocd/apps.yaml")
+    sim.run(until=5)
+    st = argo.status("apps")
+    assert st["sync"]["status"] == "Synced" and st["operationState"]["phase"] == "Succeeded", st
+    return sim, argo, repo, st["sync"]["revision"]
+
+
+def run_argo(name: str, e: dict[str, Any], tmp: Path) -> None:
+    case = CORPUS / name
+    sim, argo, repo, good = argo_lab(name, tmp)
+    before = snapshot(sim)
+    wc = repo.clone("dev")
+    if (case / "files").is_dir():
+        shutil.copytree(case / "files", wc.path, dirs_exist_ok=True, symlinks=True)
+    if e.get("generate"):
+        generate(e["generate"], wc.path)
+    wc.commit(f"bad input: {name}", author="mallory", when=10)
+    wc.push(when=10)
+    sim.run(until=60)  # the webhook arrives at 11: refresh, and an automated sync if the revision is good
+    st = argo.status("apps")
+    conditions = {c["type"]: c["message"] for c in st.get("conditions") or []}
+    assert e["condition"] in conditions, conditions
+    check_message(conditions[e["condition"]], e)
+    assert snapshot(sim) == before  # nothing of the bad revision was applied; the good one is intact
+    assert st["history"][-1]["revision"] == good
+    started = [ev for ev in sim.log.filter(component="argocd-application-controller", event="OperationStarted")
+               if ev.time > 10]
+    assert started == []
+
+
+def run_argo_object(name: str, e: dict[str, Any], tmp: Path) -> None:
+    sim, argo, repo, good = argo_lab(name, tmp)
+    before = snapshot(sim)
+    apps_before = sim.list("argoproj.io/v1alpha1", "Application", "argocd")
+    files = sorted(p for p in (CORPUS / name / "files").rglob("*") if p.is_file())
+    for path in files:
+        rel = path.relative_to(CORPUS / name / "files").as_posix()
+        with pytest.raises(LabkitError) as info:
+            argo.apply(path.read_text(), file=rel)
+        check_message(str(info.value), e)
+    sim.run(until=60)
+    assert sim.list("argoproj.io/v1alpha1", "ApplicationSet", "argocd") == []
+    assert [a["metadata"]["name"] for a in sim.list("argoproj.io/v1alpha1", "Application", "argocd")] == \
+        [a["metadata"]["name"] for a in apps_before]
+    assert snapshot(sim) == before
+    st = argo.status("apps")
+    assert st["sync"]["status"] == "Synced" and st["history"][-1]["revision"] == good
+
+
 def run_secrets_guard(name: str, e: dict[str, Any], tmp: Path) -> None:
     """The plaintext guard refuses the commit before anything reaches the remote."""
     guard = importlib.import_module("labkit.secrets.guard")
@@ -287,6 +376,10 @@ def test_bad_input(name: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         run_flux_object(name, e, tmp_path)
     elif via == "scenario-cli":
         run_cli(name, e, tmp_path)
+    elif via == "argo":
+        run_argo(name, e, tmp_path)
+    elif via == "argo-object":
+        run_argo_object(name, e, tmp_path)
     elif via == "argo-hook":
         run_argo_hook(name, e)
     elif via == "argo-appset":

@@ -14,17 +14,24 @@ from labkit import runner, scenario
 from labkit.errors import LabkitError
 
 
-def test_ok_notebook_runs_end_to_end_with_injected_parameters(fixture_home, tmp_path):
+def test_ok_notebook_runs_end_to_end_with_injected_parameters(fixture_home, tmp_path, monkeypatch):
+    # a kubeconfig context (never contacted: the fixture notebook only echoes its parameters)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: lab\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: lab, context: {cluster: c, user: u}}]\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     out = tmp_path / "ok-run"
-    res = runner.run_scenario("ok", ["n=4", "sizes=7,8", "verbose=true"], seed=11, cluster="kind", out_dir=out)
+    res = runner.run_scenario("ok", ["n=4", "sizes=7,8", "verbose=true"], seed=11, cluster="lab", out_dir=out)
     assert res.ok, res.error
     assert res.out_dir == out.resolve()
     metrics = json.loads((out / "metrics.json").read_text())
     assert res.metrics == metrics
     # declared defaults overlaid with --param, plus seed / cluster / out_dir
     assert metrics["n"] == 4 and metrics["sizes"] == [7, 8] and metrics["verbose"] is True
-    assert metrics["rate"] == 0.5 and metrics["label"] == "a"
-    assert metrics["seed"] == 11 and metrics["cluster"] == "kind"
+    assert metrics["rate"] == 0.25 and metrics["label"] == "a"  # rate: the YAML's real_cluster default
+    assert metrics["seed"] == 11 and metrics["cluster"] == "lab"
     assert metrics["out_dir"] == str(out.resolve())
     assert metrics["double_n"] == 8  # a numpy int64 in the notebook
     # the executed notebook and the figure the notebook saved

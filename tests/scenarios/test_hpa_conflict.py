@@ -147,3 +147,48 @@ def test_bad_parameters_name_their_field():
 def test_same_seed_same_run(flux_none):
     again = hc.run_hpa_conflict(dialect="flux", fix="none", seed=3)
     assert again.changes().equals(flux_none.changes())
+
+
+@pytest.mark.parametrize("kwargs,field", [({"spike_ramp_s": 700.0}, "spike_ramp_s"),
+                                          ({"spike_duration_s": 0.0}, "spike_duration_s"),
+                                          ({"until_s": 0.0}, "until_s"),
+                                          ({"until_s": 120.0, "fix_at_s": 300.0}, "fix_at_s")])
+def test_bad_timings_name_their_field(kwargs, field):
+    with pytest.raises(LabkitError) as err:
+        hc.run_hpa_conflict(**kwargs)
+    assert err.value.field == field
+
+
+def _managed(*owners):
+    """managedFields where each (manager, time) owns spec.replicas."""
+    return [{"manager": m, "operation": "Update", "time": t, "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+            for m, t in owners]
+
+
+def test_on_a_real_cluster_the_probe_watches_and_credits_the_fields_owner():
+    """The watch path (a real cluster's HPA writes never pass the lab's seam): writer = owner of spec.replicas."""
+    from types import SimpleNamespace
+
+    from labkit.events import EventLog
+
+    watches = []
+    cluster = SimpleNamespace(watch=lambda av, kind, cb: watches.append((av, kind, cb)))
+    lab = SimpleNamespace(real=True, cluster=cluster, log=EventLog(lambda: 0.0))
+    hc.ReplicaProbe(lab)
+    [(api_version, kind, cb)] = watches
+    assert (api_version, kind) == ("apps/v1", "Deployment")
+
+    def dep(replicas, owners, name="web", namespace="shop"):
+        return {"metadata": {"name": name, "namespace": namespace, "managedFields": _managed(*owners)},
+                "spec": {"replicas": replicas}}
+
+    ks, t0, t1 = "kustomize-controller", "2026-11-26T10:00:00Z", "2026-11-26T10:00:05Z"
+    cb("ADDED", dep(3, [(ks, t0)]))
+    cb("MODIFIED", dep(3, [(ks, t0)]))  # a status update: no change of replicas, nothing recorded
+    cb("MODIFIED", dep(7, [(KCM, t1)], name="other"))  # another Deployment
+    cb("MODIFIED", dep(6, [(KCM, t1)]))
+    cb("MODIFIED", dep(3, [(KCM, t0), (ks, t1)]))  # several owners: the latest wrote
+    cb("DELETED", dep(3, [(ks, t1)]))
+    rows = [e.detail for e in lab.log.filter(component="replicas-probe", event="ReplicasChanged")]
+    assert [(r["from"], r["to"], r["manager"]) for r in rows] == [(None, 3, ks), (3, 6, KCM), (6, 3, ks), (3, None, "")]
+    assert rows[2]["owners_before"] == [KCM] and rows[2]["owners"] == sorted([KCM, ks])

@@ -508,7 +508,10 @@ class DeploymentController(Controller):
             if ann_updated or min_ready_update:
                 rs_copy = fieldset.copy(existing)
                 rs_copy["metadata"]["annotations"] = probe["metadata"]["annotations"]
-                rs_copy["spec"]["minReadySeconds"] = d["spec"].get("minReadySeconds", 0)
+                if d["spec"].get("minReadySeconds"):
+                    rs_copy["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
+                else:  # an int32 with omitempty: 0 is not serialised
+                    rs_copy["spec"].pop("minReadySeconds", None)
                 self.store.update(rs_copy, field_manager=FIELD_MANAGER)
                 md = existing["metadata"]
                 return self.store.ref("apps", "ReplicaSet", md.get("namespace", ""), md["name"]) or existing
@@ -537,8 +540,9 @@ class DeploymentController(Controller):
         rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
               "metadata": {"name": f"{d['metadata']['name']}-{h}", "namespace": ns,
                            "ownerReferences": [new_controller_ref(d)], "labels": dict(labels)},
-              "spec": {"replicas": 0, "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                       "selector": selector, "template": template}}
+              "spec": {"replicas": 0, "selector": selector, "template": template}}
+        if d["spec"].get("minReadySeconds"):  # omitempty upstream: a 0 is not written (parity test)
+            rs["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
         new_count = self._new_rs_new_replicas(d, old + [rs], rs)
         rs["spec"]["replicas"] = new_count
         self._set_new_rs_annotations(d, rs, new_revision, False)

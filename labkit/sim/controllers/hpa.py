@@ -20,7 +20,14 @@ Reading the target (``reconcileAutoscaler``)
 
 CPU metrics (``GetResourceReplicas``)
     Per-pod usage comes from ``labkit.sim.load``: the workload's demand split
-    evenly over its ready pods (0 m for running pods that are not ready).  Pods
+    evenly over its ready pods (0 m for running pods that are not ready).  Like
+    metrics-server, which differentiates a cumulative CPU counter between two
+    scrapes, the metrics pipeline has a sample of a pod only once its containers
+    have been running for one ``metrics_window``; until then the pod has no metric
+    (it is *missing*), and when no selected pod has one the metrics API answers
+    with nothing: "unable to get metrics for resource cpu: no metrics returned
+    from resource metrics API" — what the real HPA reports for a new workload
+    (``tests/kube/test_controller_parity.py``).  Pods
     are grouped as upstream's ``groupPods`` does: deleted, failed and pending
     pods are ignored; for CPU a running pod is *unready* when its Ready
     condition is False or — within ``cpu-initialization-period`` (300 s) of its
@@ -110,9 +117,10 @@ class _Groups:
     """
 
     __slots__ = ("r_n", "r_req", "counted_ready", "u_n", "u_req", "m_n", "m_req", "m_fallback", "running",
-                 "serving", "missing_request", "valid_until", "version", "fallback")
+                 "serving", "missing_request", "valid_until", "version", "fallback", "sampled")
 
     def __init__(self) -> None:
+        self.sampled = 0  # pods metrics-server has a sample of (the metrics API's answer is empty without one)
         self.r_n = self.r_req = self.counted_ready = self.u_n = self.u_req = 0
         self.m_n = self.m_req = self.m_fallback = self.running = self.serving = 0
         self.missing_request: PodInfo | None = None
@@ -575,8 +583,8 @@ class HorizontalPodAutoscalerController(Controller):
     def _group(self, pods: list[PodInfo], now: float, target: int) -> _Groups:
         """One pass over the pods: ``groupPods`` and the requests, as sums (see ``_Groups``).
 
-        Running pods have a metric; deleted, failed and pending pods are ignored; other phases have
-        no metric (missing).  For CPU a running pod is unready when it was never Ready, when it is
+        Running pods have a metric once their containers have run for one metrics window (before
+        that, and in other phases, they are missing); deleted, failed and pending pods are ignored.  For CPU a running pod is unready when it was never Ready, when it is
         not Ready, or — within cpu-initialization-period of its start — until one metric window
         after it became Ready; past that period only a pod that has not been Ready since the initial
         readiness delay is unready.
@@ -598,12 +606,19 @@ class HorizontalPodAutoscalerController(Controller):
                 if p.ready and not p.terminating:
                     g.serving += 1
             if p.terminating or phase == "Failed" or phase == "Pending":
+                if p.terminating and phase == "Running" and p.running_since is not None \
+                        and p.running_since + window <= now:
+                    g.sampled += 1  # metrics-server still returns it; groupPods then ignores it
                 continue  # ignored
-            if phase != "Running":  # no metric: missing
+            sampled_at = None if p.running_since is None else p.running_since + window
+            if phase == "Running" and sampled_at is not None and sampled_at > now:
+                valid_until = min(valid_until, sampled_at)  # its first metric arrives then
+            if phase != "Running" or sampled_at is None or sampled_at > now:  # no metric (yet): missing
                 g.m_n += 1
                 g.m_req += req
                 g.m_fallback += req * fallback // 100
                 continue
+            g.sampled += 1
             ready, transition, start = p.ready, p.ready_transition, p.start_time
             if transition is None or start is None:
                 unready = True
@@ -636,7 +651,7 @@ class HorizontalPodAutoscalerController(Controller):
             g = self._group(self.pods.select(ns, selector), now, target)
             g.version = version
             self._groups[uid] = g
-        if not g.running:
+        if not g.sampled:
             raise MetricError("unable to get metrics for resource cpu: no metrics returned from resource metrics API")
         usage = g.counted_ready * int(self.load.usage_per_pod(ns, name, now, g.serving)) if g.counted_ready else 0
         mr = g.missing_request

@@ -107,7 +107,7 @@ class PodInfo:
 
     __slots__ = ("uid", "namespace", "name", "obj", "owner_uid", "created", "phase", "ready",
                  "ready_transition", "start_time", "terminating", "node", "restarts", "cpu_request",
-                 "labels", "deletion_cost")
+                 "labels", "deletion_cost", "running_since")
 
     def __init__(self, obj: dict, now: float):
         md = obj["metadata"]
@@ -142,6 +142,16 @@ class PodInfo:
         self.ready_transition = transition
         self.start_time = parse_time(status.get("startTime"))
         self.restarts = sum(cs.get("restartCount", 0) for cs in status.get("containerStatuses") or ())
+        # when the pod's containers have all been running since (what a metrics pipeline can sample)
+        since = None
+        for cs in status.get("containerStatuses") or ():
+            started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+            if started is None:
+                since = None
+                break
+            t = parse_time(started)
+            since = t if since is None or t > since else since
+        self.running_since = since
         total, missing = 0, False
         for c in spec.get("containers") or ():
             m = cpu_millicores(((c.get("resources") or {}).get("requests") or {}).get("cpu"))
