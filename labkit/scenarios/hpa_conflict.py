@@ -60,6 +60,22 @@ fields.  No reset.
 1.9) excludes ``/spec/replicas`` of Deployments from drift detection and from
 the apply.  No reset.
 
+On a real cluster
+-----------------
+``cluster`` other than ``sim`` (``labkit run hpa-conflict --cluster kwok``) runs the same
+story in wall time, compressed by ``real_cluster.parameters`` in
+``scenarios/hpa-conflict.yaml`` (a 90 s plateau, Flux's interval 20 s, 150 s in all).
+The HPA is kube-controller-manager's (5 s sync period on the local control plane),
+reading ``metrics.k8s.io`` from metrics-server, which scrapes KWOK; the spike reaches it
+through KWOK's per-pod CPU annotation, which a ``labkit.kube.loaddriver.LoadDriver`` sets
+every 2 s from the same ``LoadModel`` (demand shared among the ready pods).  Scale-ups,
+resets and their timing are therefore the real controllers' — metrics lag 10–20 s behind
+a change there, and the HPA's 5-minute downscale stabilization (and so the re-scale after
+the load is gone) outlasts the run.  Every dialect and fix runs there; the test suite
+checks ``fix=none`` for both dialects (``tests/kube/test_real_hpa_conflict.py``).  The
+``hpa_rescales`` metric counts the HPA's ``SuccessfulRescale`` Events there, read before the
+lab's namespaces are deleted.
+
 Measuring it
 ------------
 A ``ReplicaProbe`` — ``kubectl get deploy -w --show-managed-fields`` — follows
@@ -83,7 +99,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.errors import LabkitError
+from labkit.errors import ApiError, LabkitError
 from labkit.events import Event
 from labkit.scenarios.applab import AppLab, Target, check_dialect, yaml_docs
 from labkit.sim.load import LoadModel, Spike
@@ -163,11 +179,17 @@ def _owners(obj: dict[str, Any] | None) -> list[str]:
 class ReplicaProbe:
     """``kubectl get deploy -w --show-managed-fields`` on one Deployment, as ``ReplicasChanged`` events.
 
-    It listens to the event log for the API server's ``Created`` / ``Updated``
-    records of the Deployment (the object is already stored when they are
-    written), reads ``spec.replicas`` and the owners of that field, and records
-    a ``ReplicasChanged`` event (component ``replicas-probe``) whenever the
-    value changed: ``{"from", "to", "manager", "owners_before", "owners"}``.
+    On the simulator it listens to the event log for the API server's ``Created`` /
+    ``Updated`` records of the Deployment (the object is already stored when they are
+    written) and reads ``spec.replicas`` and the owners of that field.  A real API server
+    keeps no such journal (and the HPA's writes, made by ``kube-controller-manager``, never
+    pass through the lab's seam), so on a real cluster it *is* a watch on the Deployment:
+    every event carries the object with its ``managedFields``, and the writer of a change is
+    the manager that owns ``spec.replicas`` afterwards (a write that changes a field's value
+    makes its manager the owner — the sole one for an Update or a forced Apply; when several
+    own it, the one with the latest ``time``).  Either way it records a ``ReplicasChanged``
+    event (component ``replicas-probe``) whenever the value changed: ``{"from", "to",
+    "manager", "owners_before", "owners"}``.
     """
 
     component = "replicas-probe"
@@ -179,20 +201,55 @@ class ReplicaProbe:
         self.key = f"{kind}/{namespace}/{name}"
         self.replicas: int | None = None
         self.owners: list[str] = []
-        lab.log.subscribe(self._on_event)
+        if lab.real:
+            lab.cluster.watch(api_version, kind, self._on_watch)
+        else:
+            lab.log.subscribe(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
         if ev.component != "api" or ev.object != self.key or ev.event not in ("Created", "Updated", "Deleted"):
             return
         obj = None if ev.event == "Deleted" else self.lab.cluster.get(*self.args)
+        self._observe(obj, ev.detail.get("manager", ""))
+
+    def _on_watch(self, event_type: str, obj: dict[str, Any]) -> None:
+        md = obj.get("metadata") or {}
+        if md.get("name") != self.args[2] or md.get("namespace") != self.args[3]:
+            return
+        if event_type == "DELETED":
+            self._observe(None, "")
+        else:
+            self._observe(obj, _writer(obj))
+
+    def _observe(self, obj: dict[str, Any] | None, manager: str) -> None:
         replicas = ((obj or {}).get("spec") or {}).get("replicas")
         owners = _owners(obj)
         before, owners_before = self.replicas, self.owners
         self.replicas, self.owners = replicas, owners
         if replicas != before:
             self.lab.log.record(self.component, "ReplicasChanged", self.key,
-                                detail={"from": before, "to": replicas, "manager": ev.detail.get("manager", ""),
+                                detail={"from": before, "to": replicas, "manager": manager,
                                         "owners_before": owners_before, "owners": owners})
+
+
+def _writer(obj: dict[str, Any]) -> str:
+    """The manager that last wrote ``spec.replicas``: its owner, the latest one if several (see ``ReplicaProbe``)."""
+    entries = [e for e in (obj.get("metadata") or {}).get("managedFields") or []
+               if "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})]
+    if not entries:
+        return ""
+    return max(entries, key=lambda e: e.get("time") or "").get("manager", "")
+
+
+def _rescale_events(lab: AppLab) -> int | None:
+    """On a real cluster: the HPA's ``SuccessfulRescale`` Events (their ``count``s), read before the lab closes."""
+    try:
+        events = lab.cluster.list("v1", "Event", NAMESPACE)
+    except ApiError:
+        return None
+    return sum(int(e.get("count") or 1) for e in events
+               if e.get("reason") == "SuccessfulRescale"
+               and (e.get("involvedObject") or {}).get("kind") == "HorizontalPodAutoscaler")
 
 
 # ------------------------------------------------------------------ the run
@@ -207,6 +264,10 @@ class HpaResult:
     argo_apply: str
     load: Spike
     marks: dict[str, float] = field(default_factory=dict)
+    #: real cluster only: the HPA's SuccessfulRescale Events, read before the lab's namespaces went away
+    rescale_events: int | None = None
+    #: real cluster only: the ``LoadDriver`` that played ``load`` through KWOK's per-pod CPU usage
+    driver: Any = None
 
     def changes(self) -> pd.DataFrame:
         """Every change of ``spec.replicas``: time, from, to, manager, owners before/after, is_reset."""
@@ -250,7 +311,8 @@ class HpaResult:
             "fix": self.fix,
             "dialect": self.dialect,
             "fell_to_default_replicas": fell,
-            "hpa_rescales": len(self.lab.events(component="horizontal-pod-autoscaler", event="SuccessfulRescale")),
+            "hpa_rescales": (self.rescale_events if self.lab.real else
+                             len(self.lab.events(component="horizontal-pod-autoscaler", event="SuccessfulRescale"))),
         }
 
 
@@ -267,23 +329,61 @@ def run_hpa_conflict(
     base_millicores: float = 170.0,
     spike_start_s: float = 600.0,
     spike_duration_s: float = 1800.0,
+    spike_ramp_s: float = 120.0,
     until_s: float = 3600.0,
+    cluster: str = "sim",
+    load_period_s: float = 2.0,
 ) -> HpaResult:
-    """Run the scenario once (see the module docstring) and return the result."""
+    """Run the scenario once (see the module docstring) and return the result.
+
+    ``cluster`` other than ``sim`` runs it on a real cluster (``labkit.scenarios.target``), in
+    wall time: the HPA is the controller manager's, reading metrics-server, and the spike is
+    played through KWOK's per-pod CPU usage by a ``labkit.kube.loaddriver.LoadDriver`` (every
+    ``load_period_s`` seconds, the demand shared among the ready pods as on the simulator).
+    The lab's namespaces are deleted before this returns; the result keeps what was observed.
+    """
     validate(dialect, fix, argo_apply)
+    if until_s <= 0:
+        raise LabkitError(f"until_s must be positive, got {until_s}", field="until_s")
     if not 0 <= fix_at_s < until_s:
         raise LabkitError(f"fix_at_s must be within the run (0 .. {until_s:g} s), got {fix_at_s}", field="fix_at_s")
     if peak_millicores <= 0:
         raise LabkitError("peak_millicores must be positive", field="peak_millicores")
-    spike = Spike(base_millicores, peak_millicores, spike_start_s, spike_duration_s, ramp=120.0)
-    registry = ImageRegistry()
-    registry.add(IMAGE, list(TAGS))
+    if spike_duration_s <= 0:
+        raise LabkitError(f"spike_duration_s must be positive, got {spike_duration_s}", field="spike_duration_s")
+    if not 0 <= spike_ramp_s <= spike_start_s:
+        raise LabkitError(f"spike_ramp_s must be between 0 and spike_start_s ({spike_start_s:g}), got {spike_ramp_s}",
+                          field="spike_ramp_s")
+    spike = Spike(base_millicores, peak_millicores, spike_start_s, spike_duration_s, ramp=spike_ramp_s)
     load = LoadModel(seed=seed)
     load.set(f"{NAMESPACE}/{APP}", spike)
-    lab = AppLab(dialect, seed=seed, registry=registry, load=load)
-    ReplicaProbe(lab)
+    if cluster == "sim":
+        registry = ImageRegistry()
+        registry.add(IMAGE, list(TAGS))
+        lab = AppLab(dialect, seed=seed, registry=registry, load=load)
+    else:
+        lab = AppLab(dialect, seed=seed, cluster=cluster)
     result = HpaResult(lab, dialect, fix, argo_apply, spike)
-    options = ("ServerSideApply=true",) if (dialect == "argo" and argo_apply == "server-side") else ()
+    try:
+        if lab.real:
+            from labkit.kube.loaddriver import LoadDriver
+
+            result.driver = LoadDriver(lab.cluster, load, lab.env, period=load_period_s, log=lab.log).start()
+        _story(lab, result, interval, fix_at_s, release_at_s, until_s)
+        if lab.real:
+            result.driver.stop()
+            result.rescale_events = _rescale_events(lab)
+    finally:
+        if lab.real:
+            lab.close()  # a real cluster: delete the lab's namespaces (the result keeps what it saw)
+    return result
+
+
+def _story(lab: AppLab, result: HpaResult, interval: str, fix_at_s: float, release_at_s: float | None,
+           until_s: float) -> None:
+    dialect, fix, spike = result.dialect, result.fix, result.load
+    ReplicaProbe(lab)
+    options = ("ServerSideApply=true",) if (dialect == "argo" and result.argo_apply == "server-side") else ()
     target = Target(APP, "app", namespace=NAMESPACE, interval=interval, sync_options=options)
     lab.commit(app_files(), "web: deployment with 3 replicas and an HPA")
     lab.deploy(target)
@@ -303,14 +403,13 @@ def run_hpa_conflict(
         lab.deploy(target.with_(ignore_differences=(rule,), sync_options=opts))
     if fix != "none":
         result.marks["fix"] = lab.now
-    release = release_at_s if release_at_s is not None else spike_start_s + spike_duration_s / 2
+    release = release_at_s if release_at_s is not None else spike.start + spike.duration / 2
     if release < until_s:
         lab.run(release)
         lab.commit({"app/deployment.yaml": app_files(replicas=replicas_in_git, tag=TAGS[1])["app/deployment.yaml"]},
                    f"web: release {TAGS[1]}", author="bob")
         result.marks["release"] = lab.now
     lab.run(until_s)
-    return result
 
 
 # ------------------------------------------------------------------ figure
@@ -345,7 +444,8 @@ def plot_replicas(results: list[HpaResult], *, until: float | None = None) -> pl
                 ax.axvline(r.marks[name] / 60, color=color, linestyle="--", linewidth=1,
                            label="fix applied" if name == "fix" else "routine release")
         load_ax = ax.twinx()
-        grid = [i * 15.0 for i in range(int(end // 15) + 1)]
+        step = min(15.0, max(1.0, end / 240))  # 15 s over the simulator's hour, 1 s over a real run's minutes
+        grid = [i * step for i in range(int(end // step) + 1)]
         load_ax.fill_between([t / 60 for t in grid], [r.load(t) for t in grid], color="tab:orange", alpha=0.15,
                              step="post")
         load_ax.set_ylabel("offered CPU (millicores)", color="tab:orange")
@@ -357,7 +457,7 @@ def plot_replicas(results: list[HpaResult], *, until: float | None = None) -> pl
         ax.set_title(f"{r.dialect}: fix={r.fix}" + (f" ({r.argo_apply} apply)" if r.dialect == "argo" else ""))
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("minutes (virtual time)")
+    axes[-1, 0].set_xlabel("minutes (wall clock)" if results and results[0].lab.real else "minutes (virtual time)")
     fig.suptitle("HPA versus replicas in git")
     fig.tight_layout()
     return fig
