@@ -260,7 +260,23 @@ def job_defaults_on_create(c, ns):
                                      "podReplacementPolicy", "manualSelector")}
 
 
+def generation_when_deletion_starts(c, ns):
+    """A Deployment held by a finalizer: deletion starts (deletionTimestamp) and bumps metadata.generation."""
+    obj = deployment(ns, name="held")
+    obj["metadata"]["finalizers"] = ["example.com/hold"]
+    before = c.apply(obj, field_manager="flux")["metadata"]["generation"]
+    c.delete("apps/v1", "Deployment", "held", ns)
+    during = c.get("apps/v1", "Deployment", "held", ns)
+    live = copy.deepcopy(during)
+    live["metadata"]["finalizers"] = []
+    live["metadata"].pop("managedFields", None)
+    c.update(live, field_manager="operator")  # let it go
+    return {"before": before, "during": during["metadata"]["generation"],
+            "deleting": bool(during["metadata"].get("deletionTimestamp"))}
+
+
 VALUE_CASES = {
+    "generation-bumped-when-deletion-starts": generation_when_deletion_starts,
     "replicas-default-after-only-owner-drops": replicas_after_only_owner_drops_it,
     "replicas-kept-when-hpa-co-owns": replicas_after_owner_drops_it_while_hpa_owns_it,
     "deployment-defaults-on-create": defaults_on_create,
