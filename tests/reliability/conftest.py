@@ -36,6 +36,14 @@ settings.register_profile("soak", deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+def pytest_terminal_summary(terminalreporter: "pytest.TerminalReporter", exitstatus: int, config: pytest.Config) -> None:
+    from tests.reliability.counts import RUN_COUNTS
+
+    if RUN_COUNTS:
+        terminalreporter.write_sep("-", "reliability suite: what ran")
+        for key in sorted(RUN_COUNTS):
+            terminalreporter.write_line(f"{key}: {RUN_COUNTS[key]}")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long property/soak runs (pytest -m soak, or LABKIT_SOAK=1)")

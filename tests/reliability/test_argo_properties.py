@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 from labkit.faults.argo import run_argo_case
 from labkit.faults.plan import Fault
 from labkit.faults.soak import APPS, UNIVERSE, Commit, Put, Remove, SoakCase, Step
+from tests.reliability.counts import RUN_COUNTS
 from tests.reliability.test_properties import cases, puts
 
 N = len(UNIVERSE)
@@ -90,6 +91,7 @@ def moves_during_outage(draw: st.DrawFn) -> SoakCase:
 
 
 def check(case: SoakCase) -> None:
+    RUN_COUNTS["hypothesis examples, Argo CD"] += 1
     result = run_argo_case(case)
     assert result.ok, "\n".join(result.violations)
 

@@ -52,6 +52,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.reliability.counts import RUN_COUNTS
+
 from labkit.engine.apply import EngineTimings
 from labkit.errors import LabkitError
 from labkit.flux.system import FluxSystem, FluxTimings
@@ -370,6 +372,7 @@ def test_bad_input(name: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     requires(e)
     mark(e, request)
     via = e["via"]
+    RUN_COUNTS[f"bad-input corpus cases (of {len(CASES)})"] += 1
     if via == "flux":
         run_flux(name, e, tmp_path)
     elif via == "flux-object":

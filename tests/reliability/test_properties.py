@@ -45,6 +45,7 @@ from labkit.faults.plan import FAULT_KINDS, Fault
 from labkit.faults.soak import (APPS, LIVE_EDITS, UNIVERSE, Commit, Foreign, InlineRenderer, LiveEdit, Put,
                                 Remove, SoakCase, SoakConfig, Step, manifest, run_case, scratch_dir)
 from labkit.gitops.render import Renderer
+from tests.reliability.counts import RUN_COUNTS
 
 N = len(UNIVERSE)
 GAPS = st.sampled_from([0.0, 5.0, 30.0, 90.0, 200.0])
@@ -121,6 +122,7 @@ def churn_cases(draw: st.DrawFn) -> SoakCase:
 
 
 def check(case: SoakCase, renderer: str) -> None:
+    RUN_COUNTS[f"hypothesis examples, Flux ({renderer} renderer)"] += 1
     result = run_case(case, SoakConfig(renderer=renderer))
     assert result.ok, "\n".join(result.violations)
 
