@@ -42,6 +42,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -117,81 +118,63 @@ def figures(dialect: str, results: list[SoakResult], walls: list[float]) -> list
 
 def main_flux(args: argparse.Namespace) -> int:
     config = SoakConfig(renderer=args.renderer)
-    rng = random.Random(args.seed)
-    results: list[SoakResult] = []
-    walls: list[float] = []
-    t0 = time.perf_counter()
-    for i in range(args.cases):
-        case = random_case(rng, seed=args.seed * 100_000 + i)
-        start = time.perf_counter()
-        results.append(run_case(case, config))
-        walls.append(time.perf_counter() - start)
-    total = time.perf_counter() - t0
-
-    print(f"bench_soak: {args.cases} random cases, seed {args.seed}, renderer {args.renderer}; "
-          f"source interval {config.source_interval}s, Kustomization interval {config.ks_interval}s, "
-          f"retryInterval {config.retry_interval}s, max back-off {config.max_retry_delay:g}s")
-    print(f"{'':<21} {'':>5}  {'since last change (s)':^23}  {'after faults stop (s)':^23}  "
-          f"{'reconciles':^12}  {'mean per case':^29}  {'':>5}  {'wall':>7}")
-    print(f"{'cases':<21} {'n':>5}  {'p50':>7} {'p90':>7} {'max':>7}  {'p50':>7} {'p90':>7} {'max':>7}  "
-          f"{'mean':>6} {'p90':>5}  {'failed':>6} {'backof':>6} {'gitErr':>6} {'faults':>7}  {'viol':>5}  {'ms/case':>7}")
-    print(row("all", results, walls))
-    no_faults = [(r, w) for r, w in zip(results, walls) if not r.case.faults]
-    if no_faults:
-        print(row("no faults", [r for r, _ in no_faults], [w for _, w in no_faults]))
-    by_kind: dict[str, list[tuple[SoakResult, float]]] = defaultdict(list)
-    for r, w in zip(results, walls):
-        for kind in sorted({f.kind for f in r.case.faults}):
-            by_kind[kind].append((r, w))
-    for kind in sorted(by_kind):
-        pairs = by_kind[kind]
-        print(row(f"with {kind}", [r for r, _ in pairs], [w for _, w in pairs]))
-    bad = [r for r in results if r.violations]
-    print(f"total wall {total:.1f} s ({args.cases / total:.1f} cases/s); invariant violations in {len(bad)} case(s)")
-    for r in bad[:5]:
-        print("  VIOLATION", r.case.seed, "; ".join(r.violations[:3]))
-    report(figures("flux", results, walls))
-    return 0
+    header = (f"bench_soak: {args.cases} random cases, seed {args.seed}, renderer {args.renderer}; "
+              f"source interval {config.source_interval}s, Kustomization interval {config.ks_interval}s, "
+              f"retryInterval {config.retry_interval}s, max back-off {config.max_retry_delay:g}s")
+    columns = (f"{'':<21} {'':>5}  {'since last change (s)':^23}  {'after faults stop (s)':^23}  "
+               f"{'reconciles':^12}  {'mean per case':^29}  {'':>5}  {'wall':>7}",
+               f"{'cases':<21} {'n':>5}  {'p50':>7} {'p90':>7} {'max':>7}  {'p50':>7} {'p90':>7} {'max':>7}  "
+               f"{'mean':>6} {'p90':>5}  {'failed':>6} {'backof':>6} {'gitErr':>6} {'faults':>7}  {'viol':>5}  {'ms/case':>7}")
+    return play("flux", args, random_case, lambda case: run_case(case, config), row, header, columns)
 
 
 def main_argo(args: argparse.Namespace) -> int:
     from labkit.faults.argo import ArgoSoakConfig, random_argo_case, run_argo_case
 
     config = ArgoSoakConfig()
+    header = (f"bench_soak: {args.cases} random cases, seed {args.seed}, dialect argo; timeout.reconciliation "
+              f"{config.reconciliation:g}s, retry 5s x2 up to {config.retry_max:g}s (limit {config.retry_limit}), "
+              f"self-heal cap {config.self_heal_cap:g}s")
+    columns = (f"{'':<21} {'':>5}  {'since last change (s)':^23}  {'after faults stop (s)':^23}  "
+               f"{'operations':^12}  {'mean per case':^36}  {'':>5}  {'wall':>7}",
+               f"{'cases':<21} {'n':>5}  {'p50':>7} {'p90':>7} {'max':>7}  {'p50':>7} {'p90':>7} {'max':>7}  "
+               f"{'mean':>6} {'p90':>5}  {'failed':>6} {'retry':>6} {'backof':>6} {'cmpErr':>6} {'faults':>7}  "
+               f"{'viol':>5}  {'ms/case':>7}")
+    return play("argo", args, random_argo_case, lambda case: run_argo_case(case, config), argo_row, header, columns)
+
+
+def play(dialect: str, args: argparse.Namespace, draw: Callable[..., Any], run: Callable[[Any], SoakResult],
+         fmt: Callable[[str, list[SoakResult], list[float]], str], header: str, columns: tuple[str, str]) -> int:
+    """Draw ``args.cases`` seeded cases, run each, print the table (all, no faults, per fault kind), report."""
     rng = random.Random(args.seed)
     results: list[SoakResult] = []
     walls: list[float] = []
     t0 = time.perf_counter()
     for i in range(args.cases):
-        case = random_argo_case(rng, seed=args.seed * 100_000 + i)
+        case = draw(rng, seed=args.seed * 100_000 + i)
         start = time.perf_counter()
-        results.append(run_argo_case(case, config))
+        results.append(run(case))
         walls.append(time.perf_counter() - start)
     total = time.perf_counter() - t0
-    print(f"bench_soak: {args.cases} random cases, seed {args.seed}, dialect argo; timeout.reconciliation "
-          f"{config.reconciliation:g}s, retry 5s x2 up to {config.retry_max:g}s (limit {config.retry_limit}), "
-          f"self-heal cap {config.self_heal_cap:g}s")
-    print(f"{'':<21} {'':>5}  {'since last change (s)':^23}  {'after faults stop (s)':^23}  "
-          f"{'operations':^12}  {'mean per case':^36}  {'':>5}  {'wall':>7}")
-    print(f"{'cases':<21} {'n':>5}  {'p50':>7} {'p90':>7} {'max':>7}  {'p50':>7} {'p90':>7} {'max':>7}  "
-          f"{'mean':>6} {'p90':>5}  {'failed':>6} {'retry':>6} {'backof':>6} {'cmpErr':>6} {'faults':>7}  "
-          f"{'viol':>5}  {'ms/case':>7}")
-    print(argo_row("all", results, walls))
+    print(header)
+    print(columns[0])
+    print(columns[1])
+    print(fmt("all", results, walls))
     no_faults = [(r, w) for r, w in zip(results, walls) if not r.case.faults]
     if no_faults:
-        print(argo_row("no faults", [r for r, _ in no_faults], [w for _, w in no_faults]))
+        print(fmt("no faults", [r for r, _ in no_faults], [w for _, w in no_faults]))
     by_kind: dict[str, list[tuple[SoakResult, float]]] = defaultdict(list)
     for r, w in zip(results, walls):
         for kind in sorted({f.kind for f in r.case.faults}):
             by_kind[kind].append((r, w))
     for kind in sorted(by_kind):
         pairs = by_kind[kind]
-        print(argo_row(f"with {kind}", [r for r, _ in pairs], [w for _, w in pairs]))
+        print(fmt(f"with {kind}", [r for r, _ in pairs], [w for _, w in pairs]))
     bad = [r for r in results if r.violations]
     print(f"total wall {total:.1f} s ({args.cases / total:.1f} cases/s); invariant violations in {len(bad)} case(s)")
     for r in bad[:5]:
         print("  VIOLATION", r.case.seed, "; ".join(r.violations[:3]))
-    report(figures("argo", results, walls))
+    report(figures(dialect, results, walls))
     return 0
 
 

@@ -36,7 +36,7 @@ real cluster.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 Obj = dict[str, Any]
 
@@ -108,3 +108,27 @@ def match_labels(labels: dict[str, str] | None, selector: dict[str, str] | None)
 
 def iter_kinds(objs: Iterable[Obj]) -> set[tuple[str, str]]:
     return {(o.get("apiVersion", ""), o.get("kind", "")) for o in objs}
+
+
+def edit(cluster: Cluster, api_version: str, kind: str, name: str, namespace: str | None,
+         mutate: Callable[[Obj], None], *, field_manager: str = "kubectl-edit", attempts: int = 5) -> Obj:
+    """``kubectl edit`` over the seam: read, ``mutate(obj)`` in place, write back as an Update.
+
+    The write carries the resourceVersion it read, so a controller writing in between
+    makes it a 409; like client-go's ``RetryOnConflict`` the read-mutate-write is
+    repeated (up to ``attempts`` times) on that optimistic-concurrency conflict only.
+    """
+    from labkit.errors import ApiError, not_found
+
+    for attempt in range(attempts):
+        obj = cluster.get(api_version, kind, name, namespace)
+        if obj is None:
+            raise not_found(api_version, kind, name)
+        obj["metadata"].pop("managedFields", None)
+        mutate(obj)
+        try:
+            return cluster.update(obj, field_manager=field_manager)
+        except ApiError as err:
+            if err.code != 409 or "the object has been modified" not in err.message or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

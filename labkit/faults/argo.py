@@ -75,7 +75,7 @@ from labkit.faults.git import FaultyRemote
 from labkit.faults.plan import Fault, FaultPlan
 from labkit.faults.render import FaultyRenderer
 from labkit.faults.soak import (APPS, KINDS, NAMESPACE, UNIVERSE, Commit, Foreign, LiveEdit, Put, SoakCase, SoakResult,
-                                _dump, anchor, manifest, random_case, scratch_dir, secret_value)
+                                SoakWorld, _dump, anchor, manifest, random_case, scratch_dir, secret_value)
 
 __all__ = [
     "ARGO_NS",
@@ -200,7 +200,7 @@ class ArgoSoakConfig:
         return self.retry_max + self.self_heal_cap + self.reconciliation + 30.0
 
 
-class ArgoSoakLab:
+class ArgoSoakLab(SoakWorld):
     """One Argo soak world (see the module docstring); ``run(case)`` plays a ``SoakCase`` once."""
 
     def __init__(self, workdir: str | os.PathLike[str], config: ArgoSoakConfig | None = None):
@@ -211,19 +211,10 @@ class ArgoSoakLab:
 
     def _build(self, case: SoakCase) -> None:
         from labkit.argo import ArgoSystem, ArgoTimings
-        from labkit.gitops.repo import ManifestRepo
-        from labkit.sim import SimCluster
 
         cfg = self.config
         seed = case.seed
-        self.sim = SimCluster(seed=seed, controllers=False)
-        self.env = self.sim.env
-        self.log = self.sim.log
-        self.plan = FaultPlan(case.faults, log=self.log)
-        self.audit = AuditCluster(self.sim)
-        self.cluster = FaultyCluster(self.audit, self.plan, rng_for(seed, "faults:api"))
-        self.repo = ManifestRepo(self.workdir / "repo", log=self.log, url=URL)
-        self.remote = FaultyRemote(self.repo, self.plan, rng_for(seed, "faults:git"), env=self.env)
+        self._build_world(case)
         timings = ArgoTimings.fixed(reconciliation=cfg.reconciliation)
         self.argo = ArgoSystem(self.cluster, self.env, log=self.log, seed=seed, timings=timings,
                                engine_timings=EngineTimings(api_call=0.0, poll_interval=2.0))

@@ -313,19 +313,17 @@ class InlineRenderer:
 
 # ------------------------------------------------------------------ the lab
 
-class FluxSoakLab:
-    """One soak world (see the module docstring); ``run(case)`` plays a case once."""
+class SoakWorld:
+    """What every soak lab stands on, whatever the dialect: one simulated cluster behind the fault
+    seam (``FaultyCluster(AuditCluster(sim))``), one git repository behind a ``FaultyRemote``,
+    one ``FaultPlan`` from the case, every random stream seeded from ``case.seed``."""
 
-    def __init__(self, workdir: str | os.PathLike[str], config: SoakConfig | None = None):
-        self.workdir = Path(workdir)
-        self.config = config or SoakConfig()
+    workdir: Path
 
-    def _build(self, case: SoakCase) -> None:
-        from labkit.flux.system import FluxSystem, FluxTimings
+    def _build_world(self, case: SoakCase) -> None:
         from labkit.gitops.repo import ManifestRepo
         from labkit.sim import SimCluster
 
-        cfg = self.config
         seed = case.seed
         self.sim = SimCluster(seed=seed, controllers=False)
         self.env = self.sim.env
@@ -335,6 +333,21 @@ class FluxSoakLab:
         self.cluster = FaultyCluster(self.audit, self.plan, rng_for(seed, "faults:api"))
         self.repo = ManifestRepo(self.workdir / "repo", log=self.log, url=URL)
         self.remote = FaultyRemote(self.repo, self.plan, rng_for(seed, "faults:git"), env=self.env)
+
+
+class FluxSoakLab(SoakWorld):
+    """One soak world (see the module docstring); ``run(case)`` plays a case once."""
+
+    def __init__(self, workdir: str | os.PathLike[str], config: SoakConfig | None = None):
+        self.workdir = Path(workdir)
+        self.config = config or SoakConfig()
+
+    def _build(self, case: SoakCase) -> None:
+        from labkit.flux.system import FluxSystem, FluxTimings
+
+        cfg = self.config
+        seed = case.seed
+        self._build_world(case)
         self.flux = FluxSystem(self.cluster, self.env, log=self.log, seed=seed, timings=FluxTimings.fixed(),
                                engine_timings=EngineTimings(api_call=0.0, poll_interval=2.0),
                                workdir=self.workdir / "flux", max_retry_delay=cfg.max_retry_delay)

@@ -483,20 +483,9 @@ class KubeCluster:
         (a Deployment's status) makes it a 409; like client-go's ``RetryOnConflict`` the
         read-mutate-write is repeated (up to 5 times) on that optimistic-concurrency conflict.
         """
-        for attempt in range(5):
-            obj = self.get(api_version, kind, name, namespace)
-            if obj is None:
-                from labkit.errors import not_found
+        from labkit.cluster import edit
 
-                raise not_found(api_version, kind, name)
-            obj["metadata"].pop("managedFields", None)
-            mutate(obj)
-            try:
-                return self.update(obj, field_manager=field_manager)
-            except ApiError as err:
-                if err.code != 409 or "the object has been modified" not in err.message or attempt == 4:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return edit(self, api_version, kind, name, namespace, mutate, field_manager=field_manager)
 
     def wait_for_kind(self, api_version: str, kind: str, timeout: float = 30.0, interval: float = 0.2) -> None:
         """Block until discovery serves ``kind`` (a CRD just applied is Established a moment later)."""

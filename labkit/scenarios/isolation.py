@@ -244,20 +244,9 @@ class NamespacedCluster:
     def kubectl_edit(self, api_version: str, kind: str, name: str, namespace: str | None,
                      mutate: Callable[[Obj], None], *, field_manager: str = "kubectl-edit") -> Obj:
         """``kubectl edit``: read, mutate, write back as an Update (retried on a resourceVersion conflict)."""
-        for attempt in range(5):
-            obj = self.get(api_version, kind, name, namespace)
-            if obj is None:
-                from labkit.errors import not_found
+        from labkit.cluster import edit
 
-                raise not_found(api_version, kind, name)
-            obj["metadata"].pop("managedFields", None)
-            mutate(obj)
-            try:
-                return self.update(obj, field_manager=field_manager)
-            except ApiError as err:
-                if err.code != 409 or "the object has been modified" not in err.message or attempt == 4:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return edit(self, api_version, kind, name, namespace, mutate, field_manager=field_manager)
 
     def kubectl_scale(self, api_version: str, kind: str, name: str, namespace: str | None, replicas: int, *,
                       field_manager: str = "kubectl-scale") -> Obj:
