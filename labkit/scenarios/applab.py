@@ -59,7 +59,7 @@ import tempfile
 import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 import yaml
@@ -75,7 +75,7 @@ from labkit.sim.registry import ImageRegistry
 from labkit.sim.timings import Timings
 from labkit.scenarios import target as targets
 from labkit.scenarios.isolation import RUN_LABEL, NamespacedCluster
-from labkit.scenarios.lab import REAL_ENGINE_TIMINGS, REAL_FLUX_TIMINGS, REAL_POLL_INTERVAL, resync
+from labkit.scenarios.lab import REAL_ENGINE_TIMINGS, REAL_FLUX_TIMINGS, REAL_POLL_INTERVAL, LabClock
 
 __all__ = ["AppLab", "Target", "SyncState", "DIALECTS", "REPO_URL", "WEBHOOK_TOKEN", "check_dialect"]
 
@@ -137,7 +137,7 @@ class SyncState:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class AppLab:
+class AppLab(LabClock):
     """One repository, one simulated cluster, Flux or Argo CD on one clock (see module docstring)."""
 
     def __init__(
@@ -223,31 +223,6 @@ class AppLab:
             if webhook:
                 self.argo.enable_webhook(self.repo)
         self._source_applied = False
-
-    # ------------------------------------------------------------------ time
-
-    @property
-    def now(self) -> float:
-        return self.env.now
-
-    def run(self, until: float) -> None:
-        """Advance the clock to ``until`` (absolute seconds); a time in the past is a no-op."""
-        if until > self.env.now:
-            resync(self.env)
-            self.env.run(until=until)
-
-    def advance(self, seconds: float) -> None:
-        self.run(self.env.now + seconds)
-
-    def run_until(self, predicate: Callable[[], bool], *, timeout: float, step: float = 1.0) -> float | None:
-        """Advance in ``step``s until ``predicate()`` holds; the time it held, or None at ``timeout``."""
-        deadline = self.env.now + timeout
-        resync(self.env)
-        while self.env.now < deadline:
-            if predicate():
-                return self.env.now
-            self.env.run(until=min(self.env.now + step, deadline))
-        return self.env.now if predicate() else None
 
     # ------------------------------------------------------------------ git
 

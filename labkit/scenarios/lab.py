@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import yaml
@@ -86,7 +86,40 @@ def default_registry(tags: Iterable[str] = PODINFO_TAGS) -> ImageRegistry:
     return reg
 
 
-class FleetLab:
+class LabClock:
+    """The clock of a lab (``FleetLab``, ``AppLab``): ``now``, ``run``, ``advance``, ``run_until``.
+
+    On a real cluster the wall-clock environment is re-anchored (``resync``) before each run,
+    so a pause between notebook cells is not raced through afterwards.
+    """
+
+    env: Any
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def run(self, until: float) -> None:
+        """Advance the clock to ``until`` (absolute seconds); a time already past is a no-op."""
+        if until > self.env.now:
+            resync(self.env)
+            self.env.run(until=until)
+
+    def advance(self, seconds: float) -> None:
+        self.run(self.env.now + seconds)
+
+    def run_until(self, predicate: Callable[[], bool], *, timeout: float, step: float = 1.0) -> float | None:
+        """Advance in ``step``s until ``predicate()`` holds; the time it held, or None at ``timeout``."""
+        deadline = self.env.now + timeout
+        resync(self.env)
+        while self.env.now < deadline:
+            if predicate():
+                return self.env.now
+            self.env.run(until=min(self.env.now + step, deadline))
+        return self.env.now if predicate() else None
+
+
+class FleetLab(LabClock):
     """The sample fleet on one clock (see module docstring)."""
 
     def __init__(
@@ -168,31 +201,6 @@ class FleetLab:
             docs = [d for d in yaml.safe_load_all(self.repo.read(f"{name}/flux-system/gotk-sync.yaml")) if d]
             flux.apply(docs, file=f"{name}/flux-system/gotk-sync.yaml")
             self.flux[name] = flux
-
-    # ------------------------------------------------------------------ time
-
-    @property
-    def now(self) -> float:
-        return self.env.now
-
-    def run(self, until: float) -> None:
-        """Advance the clock to ``until`` (absolute seconds); a time already past is a no-op."""
-        if until > self.env.now:
-            resync(self.env)
-            self.env.run(until=until)
-
-    def advance(self, seconds: float) -> None:
-        self.run(self.env.now + seconds)
-
-    def run_until(self, predicate, *, timeout: float, step: float = 1.0) -> float | None:
-        """Advance in ``step``s until ``predicate()`` holds; the time it held, or None at ``timeout``."""
-        deadline = self.env.now + timeout
-        resync(self.env)
-        while self.env.now < deadline:
-            if predicate():
-                return self.env.now
-            self.env.run(until=min(self.env.now + step, deadline))
-        return self.env.now if predicate() else None
 
     # ------------------------------------------------------------------ git
 
