@@ -267,10 +267,10 @@ def generation_when_deletion_starts(c, ns):
     before = c.apply(obj, field_manager="flux")["metadata"]["generation"]
     c.delete("apps/v1", "Deployment", "held", ns)
     during = c.get("apps/v1", "Deployment", "held", ns)
-    live = copy.deepcopy(during)
-    live["metadata"]["finalizers"] = []
-    live["metadata"].pop("managedFields", None)
-    c.update(live, field_manager="operator")  # let it go
+    # let it go; the Deployment controller may write in between (a 409), so read-modify-write with retry
+    from labkit.cluster import edit
+
+    edit(c, "apps/v1", "Deployment", "held", ns, lambda o: o["metadata"].update(finalizers=[]), field_manager="operator")
     return {"before": before, "during": during["metadata"]["generation"],
             "deleting": bool(during["metadata"].get("deletionTimestamp"))}
 
