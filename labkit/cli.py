@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_try_parser(sub)
 
+    from labkit.workshop.cli import add_parsers as add_workshop_parsers  # exercises, workshop, check, solve, hint
+
+    add_workshop_parsers(sub)
+
     p = sub.add_parser("lab", help="open JupyterLab in the notebooks folder")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
     p.set_defaults(func=cmd_lab)
