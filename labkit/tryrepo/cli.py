@@ -11,11 +11,20 @@
 * exit codes: 0 when the analysis ran (whatever it found); with ``--strict``,
   1 when a unit failed or an ``error`` pitfall was found; 2 for bad input
   (printed by ``labkit.cli.main`` as one ``labkit: error: <file>: <field>:
-  <message>`` line, no traceback).
+  <message>`` line, no traceback);
+* every file left out of the snapshot (a symlink leading outside the
+  repository, a FIFO, a device, a file too large, a name git fsck rejects) is
+  one ``labkit: warning: <path>: <reason>`` line on stderr (not with
+  ``--json``; the report's notes list them too);
+* SIGTERM and SIGHUP end the run as Ctrl-C does (exit 143 / 129 / 130), after
+  the temporary snapshot has been removed.
 """
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +63,52 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+#: How many ``labkit: warning:`` lines a run prints for files left out of the snapshot (then a count).
+MAX_WARNINGS = 200
+
+
 def cmd_try(args: argparse.Namespace) -> int:
+    """``labkit try``; SIGTERM and SIGHUP end it like Ctrl-C does, so the snapshot is removed on every exit."""
+    restore = _exit_on_termination()
+    try:
+        return _cmd_try(args)
+    finally:
+        restore()
+
+
+def _exit_on_termination() -> Callable[[], None]:
+    """Turn SIGTERM / SIGHUP into ``SystemExit(128 + signal)`` so ``finally`` blocks (the temp snapshot's cleanup)
+    run, as they do for SIGINT's ``KeyboardInterrupt``; a repeated signal is ignored while cleaning up.  Returns
+    a function restoring the previous handlers (a no-op outside the main thread, where handlers cannot be set).
+    """
+    def terminate(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, terminate)
+    except ValueError:  # not the main thread
+        pass
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _warn_refusals(refused: Sequence[tuple[str, str]]) -> None:
+    """One ``labkit: warning: <path>: <reason>`` line per file left out of the snapshot (paths already escaped)."""
+    for path, why in refused[:MAX_WARNINGS]:
+        print(f"labkit: warning: {path}: {why}", file=sys.stderr)
+    if len(refused) > MAX_WARNINGS:
+        print(f"labkit: warning: ... and {len(refused) - MAX_WARNINGS} more file(s) left out of the snapshot",
+              file=sys.stderr)
+
+
+def _cmd_try(args: argparse.Namespace) -> int:
     from labkit.tryrepo.report import print_report
     from labkit.tryrepo.run import TryOptions, try_repo
 
@@ -71,6 +125,8 @@ def cmd_try(args: argparse.Namespace) -> int:
             result = try_repo(args.target, opts)
     try:
         rep = result.report
+        if not args.json:
+            _warn_refusals(result.source.refused)
         if args.json:
             print(rep.to_json())
         else:

@@ -11,6 +11,10 @@ settings, or an Argo CD source path) at each of the last N commits touching the
 root (``RepoSource.history``), newest first, on the commit's own exported tree
 with its own memoised ``Builder``.  A revision where the unit does not exist yet
 or does not build is skipped, not an error: history is evidence, not input.
+Exports are untrusted like any snapshot: ``RepoSource.export`` checks each
+commit's tree as ``git fsck`` does, confines its symlinks and bounds its size,
+and records what it left out (or why a whole commit was refused) in
+``RepoSource.refused``; a refused commit is tried once, then skipped.
 
 ``forbidden_update(old, new)`` asks the simulator's admission — the same
 ``labkit.sim`` rules the reconcile uses — what the API server would say to the
@@ -47,19 +51,20 @@ class RevisionRenders:
     def __init__(self, source: RepoSource, n: int):
         self.source = source
         self.commits = source.history(n) if n > 0 else []
-        self._builders: dict[str, Builder] = {}
+        self._builders: dict[str, Builder | None] = {}
 
     def builder(self, sha: str) -> Builder | None:
-        b = self._builders.get(sha)
-        if b is None:
-            try:
-                root = self.source.export(sha)
-            except Exception:  # noqa: BLE001 - a commit git cannot export (submodules, LFS...)
-                return None
-            from labkit.tryrepo.index import SourceIndex
+        """The memoised builder of commit ``sha``; None (remembered) when its export was refused or failed."""
+        if sha in self._builders:
+            return self._builders[sha]
+        self._builders[sha] = None
+        try:
+            root = self.source.export(sha)
+        except (LabkitError, OSError):  # refused (recorded in source.refused), or git / the disk failed
+            return None
+        from labkit.tryrepo.index import SourceIndex
 
-            b = Builder(root, sha, self.source.display, SourceIndex(root))
-            self._builders[sha] = b
+        b = self._builders[sha] = Builder(root, sha, self.source.display, SourceIndex(root))
         return b
 
     def render(self, unit: Unit, sha: str) -> list[dict[str, Any]] | None:

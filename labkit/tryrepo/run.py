@@ -40,7 +40,7 @@ from labkit.tryrepo.model import TryReport
 from labkit.tryrepo.order import apply_order, order_figure
 from labkit.tryrepo.pitfalls import find_pitfalls
 from labkit.tryrepo.reconcile import RunOptions, TargetRun, reconcile_target
-from labkit.tryrepo.source import RepoSource, check_subpath, open_source
+from labkit.tryrepo.source import MAX_HISTORY, RepoSource, check_subpath, open_source, refusal_notes
 
 __all__ = ["TryOptions", "TryResult", "try_repo"]
 
@@ -107,8 +107,11 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         raise LabkitError(f"unknown dialect {opts.dialect!r}: flux or argo", field="--dialect")
     if opts.history < 0:
         raise LabkitError("must be 0 or more", field="--history")
+    if opts.history > MAX_HISTORY:
+        raise LabkitError(f"at most {MAX_HISTORY} commits can be checked (got {opts.history})", field="--history")
     wall0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="labkit-try-")
+    runs: dict[str, TargetRun] = {}
     try:
         source = open_source(target, ref=opts.ref, workdir=Path(tmp.name))
         paths = [check_subpath(source.root, p) for p in opts.paths]
@@ -116,13 +119,11 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         index = SourceIndex(source.root)
         builder = Builder(source.root, source.revision, source.display, index)
         disc = discover(source, index, builder, paths=paths, dialect=opts.dialect)
-        if source.skipped:
-            disc.notes.append(f"{len(source.skipped)} file(s) over 20 MB left out of the snapshot: "
-                              f"{', '.join(source.skipped[:5])}{' ...' if len(source.skipped) > 5 else ''}")
         if upgraded:
             disc.notes.append(f"Flux v1beta1/v1beta2 objects read as v1 in: {', '.join(upgraded)}")
         run_opts = RunOptions(seed=opts.seed, missing_images=list(opts.missing_images), renderer=builder.renderer)
-        runs = {t.name: reconcile_target(t, source, disc, run_opts) for t in disc.targets}
+        for t in disc.targets:
+            runs[t.name] = reconcile_target(t, source, disc, run_opts)
         steps, edges = apply_order(disc)
         history = RevisionRenders(source, opts.history) if source.has_git and opts.history else None
         pitfalls = find_pitfalls(source, index, disc, runs, history)
@@ -136,7 +137,7 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         rep.pitfalls = pitfalls
         rep.unreconciled = [{"unit": u.ref, "dialect": u.dialect, "path": u.path, "file": u.file, "line": u.line,
                              "why": why} for u, why in disc.unreconciled]
-        rep.notes = list(disc.notes)
+        rep.notes = list(disc.notes) + refusal_notes(source.refused)
         if not disc.targets:
             rep.notes.append("nothing to reconcile was found")
         if history is not None:
@@ -152,7 +153,10 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
             fig = order_figure(steps, edges, disc.targets)
             result.outputs = write_outputs(rep, Path(opts.out), fig)
         return result
-    except BaseException:
+    except BaseException:  # an input error, Ctrl-C, or SIGTERM (the CLI turns it into SystemExit)
+        for run in runs.values():  # the controllers' work directories, then the snapshot
+            if getattr(run, "_tmp", None) is not None:
+                run._tmp.cleanup()
         tmp.cleanup()
         raise
 
