@@ -4,7 +4,7 @@
     labkit run NAME [--param k=v]... [--seed N] [--cluster sim|kwok|kind|CONTEXT] [--out DIR] [--json]
     labkit run --all [--out DIR]            every scenario into DIR/<name>/ (default reports/)
     labkit try PATH_OR_GIT_URL [...]        reconcile your own manifest repo in the simulator (labkit.tryrepo.cli)
-    labkit lab [JUPYTER ARGS...]            JupyterLab in notebooks/
+    labkit lab [--workspace DIR] [JUPYTER ARGS...]   JupyterLab in notebooks/ (or a workshop workspace)
     labkit bench [--only NAME]... [--quick] [--json]   every benchmarks/bench_*.py, one table (labkit.bench)
 
 Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_workshop_parsers(sub)
 
-    p = sub.add_parser("lab", help="open JupyterLab in the notebooks folder")
+    p = sub.add_parser("lab", help="open JupyterLab in the notebooks folder (or a workshop workspace)")
+    p.add_argument("--workspace", metavar="DIR", help="open a workshop workspace (`labkit workshop start DIR`): its "
+                                                      "notebooks/ and fleet/; check(\"ID\") in its notebooks finds it")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
     p.set_defaults(func=cmd_lab)
     add_cluster_commands(sub)
@@ -244,20 +246,75 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_all(args) if args.all else _run_one(args)
 
 
-def lab_command(extra: Sequence[str] = ()) -> tuple[list[str], Path]:
-    """The JupyterLab command line and the folder it starts in."""
+def lab_command(extra: Sequence[str] = (), workspace: str | None = None) -> tuple[list[str], Path]:
+    """The JupyterLab command line and the folder it starts in.
+
+    The folder is the notebooks folder, or with ``workspace`` a workshop workspace (its
+    ``notebooks/`` and ``fleet/`` side by side).  Unless ``extra`` says otherwise the
+    server listens on 127.0.0.1 on a free port with a fresh token (so ``cmd_lab`` can
+    print the exact URL to open); as root (containers) ``--allow-root`` is added, since
+    Jupyter refuses to start as root without it.  ``extra`` comes last: it wins.
+    """
+    import secrets
+    import socket
+
     from labkit import scenario as sc_mod
 
-    nb_dir = sc_mod.notebooks_dir()
-    if not nb_dir.is_dir():
-        raise LabkitError("no notebooks folder (set LABKIT_HOME to the labkit checkout)", file=str(nb_dir))
+    if workspace is not None:
+        from labkit.workshop.workspace import find_workspace
+
+        root = find_workspace(workspace).root
+    else:
+        root = sc_mod.notebooks_dir()
+        if not root.is_dir():
+            raise LabkitError("no notebooks folder (set LABKIT_HOME to the labkit checkout)", file=str(root))
     extra = [a for a in extra if a != "--"]
-    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={nb_dir}", *extra], nb_dir
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        cmd.append("--allow-root")
+    if _lab_option(extra, *_IP_OPTS) is None:
+        cmd.append("--ServerApp.ip=127.0.0.1")
+    if _lab_option(extra, *_PORT_OPTS) is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    if _lab_option(extra, *_TOKEN_OPTS) is None:
+        cmd.append(f"--IdentityProvider.token={secrets.token_hex(24)}")
+    return [*cmd, *extra], root
+
+
+def lab_url(cmd: Sequence[str], root: Path) -> str | None:
+    """The URL that opens the start-here notebook in the server ``cmd`` starts (None if it cannot be told)."""
+    from urllib.parse import quote
+
+    port = _lab_option(cmd, *_PORT_OPTS)
+    if not port or not port.isdigit():
+        return None
+    ip = _lab_option(cmd, *_IP_OPTS) or "127.0.0.1"
+    if ip in ("0.0.0.0", "*", "", "::"):
+        ip = "127.0.0.1"
+    elif ":" in ip:
+        ip = f"[{ip}]"
+    token = _lab_option(cmd, *_TOKEN_OPTS)
+    start = next((p for p in (root / START_NOTEBOOK, root / "notebooks" / START_NOTEBOOK) if p.is_file()), None)
+    path = "lab" + (f"/tree/{quote(start.relative_to(root).as_posix())}" if start else "")
+    return f"http://{ip}:{port}/{path}" + (f"?token={quote(token)}" if token else "")
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    cmd, nb_dir = lab_command(args.jupyter_args)
-    os.chdir(nb_dir)
+    cmd, root = lab_command(args.jupyter_args, workspace=args.workspace)
+    if args.workspace is not None:
+        os.environ["LABKIT_WORKSPACE"] = str(root)  # the kernels inherit it: check("ID") finds the workspace
+    url = lab_url(cmd, root)
+    print(f"labkit lab: JupyterLab in {root}" + (" (running as root: --allow-root added)" if "--allow-root" in cmd
+                                                  and "--allow-root" not in args.jupyter_args else ""))
+    if url:
+        print(f"Open this URL in your browser:\n\n    {url}\n")
+    else:
+        print("Open the URL JupyterLab prints below.")
+    print("Stop it with Ctrl-C (twice).")
+    os.chdir(root)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":
