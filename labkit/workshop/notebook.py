@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from labkit.errors import LabkitError
 
@@ -186,14 +186,19 @@ def hint(ex_id: str, workspace: Any = None) -> HTMLBlock:
 # ------------------------------------------------------------------ the list
 
 
-def exercises_table(scenario: str | None = None) -> HTMLBlock:
-    """The exercises (of one scenario, or all): id, scenario, title, goal, what to do, minutes (an estimate)."""
+def exercises_table(scenario: str | None = None, *, ids: Iterable[str] | None = None) -> HTMLBlock:
+    """The exercises (of one scenario, or all; or only ``ids``): id, scenario, title, goal, task, minutes (estimate)."""
     from labkit.workshop import registry
 
     try:
         items = registry.exercises(scenario)
     except LabkitError as exc:
         return _problem("No exercises", exc.detail)
+    if ids is not None:
+        wanted = list(ids)
+        items = [e for e in items if e.id in wanted]
+        if not items:
+            return _problem("No exercises", f"none of {', '.join(wanted)} is an exercise (see `labkit exercises`)")
     rows = []
     lines = []
     for ex in items:
