@@ -87,7 +87,8 @@ from labkit.scenarios.applab import AppLab, Target, yaml_docs
 from labkit.sim.registry import ImageRegistry, RunContext
 
 __all__ = ["MIGRATIONS", "RUNNERS", "HOOKS", "MigrationImage", "MigrationsResult", "MigrationLab", "run_migrations",
-           "applied_versions", "table_columns", "plot_releases", "release_files", "VersionedRunner", "RawRunner"]
+           "applied_versions", "table_columns", "plot_releases", "release_files", "ship_release", "VersionedRunner",
+           "RawRunner"]
 
 NAMESPACE = "shop"
 APP = "shop"
@@ -215,9 +216,14 @@ class MigrationImage:
 
 # ------------------------------------------------------------------ the repository
 
-def release_files(release: str, *, runner: str, hook: str, backoff_limit: int) -> dict[str, str]:
-    """Files a release commit writes: its new migrations, the Job and the Deployment at that version."""
-    files: dict[str, str] = {f"db/migrations/{f}": sql for f, sql in MIGRATIONS[release].items()}
+def release_files(release: str, *, runner: str, hook: str, backoff_limit: int,
+                  migrations: dict[str, str] | None = None) -> dict[str, str]:
+    """Files a release commit writes: its new migrations, the Job and the Deployment at that version.
+
+    ``migrations`` (file name → SQL) are the release's new migrations; by default ``MIGRATIONS[release]``.
+    """
+    new = MIGRATIONS.get(release, {}) if migrations is None else migrations
+    files: dict[str, str] = {f"db/migrations/{f}": sql for f, sql in new.items()}
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     job = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": {"name": "shop-migrate", "namespace": NAMESPACE,
@@ -354,6 +360,33 @@ def _job_finish(lab: AppLab, since: float) -> tuple[float | None, str, str]:
     return None, "", ""
 
 
+def ship_release(ml: MigrationLab, version: str, *, runner: str, hook: str, backoff_limit: int,
+                 migrations: dict[str, str] | None = None, message: str | None = None, author: str = "dev") -> str:
+    """Commit release ``version`` to the lab's repository and let CI build its images; returns the commit.
+
+    The commit holds the release's new migrations (``MIGRATIONS[version]`` unless
+    ``migrations`` is given), the migration Job and the Deployment at that version.
+    CI then builds ``shop-migrate:<version>`` from the migrations *at that commit*
+    (read back from git) and publishes ``shop:<version>``.  The headless run and the
+    notebook's explorer both release through here.
+    """
+    lab = ml.lab
+    new = MIGRATIONS.get(version, {}) if migrations is None else migrations
+    files = release_files(version, runner=runner, hook=hook, backoff_limit=backoff_limit, migrations=new)
+    if message is None:
+        message = f"migrations {', '.join(new)}" if new else "bug fix, no schema change"
+    sha = lab.commit(files, f"shop {version}: {message}", author=author)
+    # CI: build shop-migrate:<version> from the migrations at this commit (read back from git)
+    baked = {p.rsplit("/", 1)[-1]: lab.repo.read(p, sha) for p in lab.repo.files(sha)
+             if p.startswith("db/migrations/") and p.endswith(".sql")}
+    image = MigrationImage(version, baked, ml.db.parent, lab.log)
+    lab.registry.add(MIGRATE_IMAGE, [version], run_seconds=8.0, program=image)
+    lab.registry.add(APP_IMAGE, [version])
+    ml.images[version] = image
+    ml.releases.append(Release(version, sha, lab.now))
+    return sha
+
+
 def _run_lab(runner: str, *, seed: int, hook: str, backoff_limit: int, workdir: Path | None) -> MigrationLab:
     registry = ImageRegistry()
     registry.add(APP_IMAGE, list(RELEASES))
@@ -364,18 +397,8 @@ def _run_lab(runner: str, *, seed: int, hook: str, backoff_limit: int, workdir: 
     ml = MigrationLab(runner, lab, data_dir / "shop.db", {})
     target = Target(APP, "deploy", namespace=NAMESPACE, self_heal=False)
     for i, version in enumerate(RELEASES):
-        files = release_files(version, runner=runner, hook=hook, backoff_limit=backoff_limit)
-        sha = lab.commit(files, f"shop {version}" + (f": migrations {', '.join(MIGRATIONS[version])}"
-                                                     if MIGRATIONS[version] else ": bug fix, no schema change"),
-                         author="dev")
-        # CI: build shop-migrate:<version> from the migrations at this commit (read back from git)
-        baked = {p.rsplit("/", 1)[-1]: lab.repo.read(p, sha) for p in lab.repo.files(sha)
-                 if p.startswith("db/migrations/") and p.endswith(".sql")}
-        image = MigrationImage(version, baked, data_dir, lab.log)
-        registry.add(MIGRATE_IMAGE, [version], run_seconds=8.0, program=image)
-        ml.images[version] = image
-        rel = Release(version, sha, lab.now)
-        ml.releases.append(rel)
+        ship_release(ml, version, runner=runner, hook=hook, backoff_limit=backoff_limit)
+        rel = ml.releases[-1]
         if i == 0:
             lab.deploy(target)
 

@@ -131,6 +131,36 @@ class SecretsResult:
     refusal: str
     history: list[guard.Finding]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: with ``keep=True``: the live objects of the run (``SecretsWorld``), for the notebook's explorer
+    world: Any = None
+
+
+@dataclass
+class SecretsWorld:
+    """The run's simulation objects, kept alive after ``run_secrets`` returns (``keep=True``).
+
+    Both clusters (the original ``prod`` and the rebuilt one) share one clock and one
+    repository; each has its own event log, Flux, sealed-secrets controller and
+    external-secrets operator.  ``close()`` closes the repository and removes the workdir.
+    """
+
+    env: Any
+    repo: ManifestRepo
+    grepo: Any
+    git_log: EventLog
+    manager: Any
+    clusters: dict[str, SimCluster]
+    flux: dict[str, FluxSystem]
+    sealed: dict[str, Any]
+    workdir: Path
+    refresh_interval: str
+    tmp: Any = None
+
+    def close(self) -> None:
+        self.repo.close()
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
 
 
 def _flux(cluster: SimCluster, repo: ManifestRepo, workdir: Path, seed: int) -> FluxSystem:
@@ -147,8 +177,12 @@ def _flux(cluster: SimCluster, repo: ManifestRepo, workdir: Path, seed: int) -> 
 
 
 def run_secrets(*, seed: int = 0, key_bits: int = 4096, key_renew_days: float = 30.0, refresh_interval: str = "1h",
-                backup_keys: bool = False, workdir: str | Path | None = None) -> SecretsResult:
-    """Run the four parts of the scenario on one clock (see the module docstring)."""
+                backup_keys: bool = False, workdir: str | Path | None = None, keep: bool = False) -> SecretsResult:
+    """Run the four parts of the scenario on one clock (see the module docstring).
+
+    ``keep=True`` keeps the simulation alive in ``result.world`` (the notebook's explorer
+    goes on from there); otherwise the repository is closed and the workdir removed.
+    """
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="labkit-secrets-")
@@ -303,7 +337,7 @@ def run_secrets(*, seed: int = 0, key_bits: int = 4096, key_renew_days: float = 
     ctl2 = sealed.install_sealed_secrets(rebuilt, key_bits=key_bits, key_renew_period=key_renew_days * DAY,
                                          restore=backup)
     ext.install_external_secrets(rebuilt, manager)
-    _flux(rebuilt, repo, workdir / "flux-rebuilt", seed + 1)
+    flux2 = _flux(rebuilt, repo, workdir / "flux-rebuilt", seed + 1)
     env.run(until=65 * DAY + HOUR)
     after_loss = ctl2.synced(NS, "db-credentials")
     key_rows += [{"time": e.time, "event": "NewKeyWritten (rebuilt cluster)", "object": e.object}
@@ -336,10 +370,17 @@ def run_secrets(*, seed: int = 0, key_bits: int = 4096, key_renew_days: float = 
         "history_findings": len(history),
         "secret_values_in_events": leaks,
     }
-    repo.close()
-    if tmp is not None:
-        tmp.cleanup()
-    return SecretsResult(metrics, pd.DataFrame(rotation_rows), pd.DataFrame(key_rows), marks, refusal, history, frames)
+    world = None
+    if keep:
+        world = SecretsWorld(env, repo, grepo, git_log, manager, {"prod": cluster, "prod-rebuilt": rebuilt},
+                             {"prod": flux, "prod-rebuilt": flux2}, {"prod": ctl, "prod-rebuilt": ctl2}, workdir,
+                             refresh_interval, tmp)
+    else:
+        repo.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return SecretsResult(metrics, pd.DataFrame(rotation_rows), pd.DataFrame(key_rows), marks, refusal, history, frames,
+                         world)
 
 
 def plot_rotation(result: SecretsResult) -> plt.Figure:
