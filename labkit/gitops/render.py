@@ -896,7 +896,7 @@ class Renderer:
         self.timeout = timeout
         self.kubectl = kubectl
         self.max_entries = max_entries
-        self._cache: OrderedDict[tuple[str, str, str], tuple[list[str], str] | RenderError] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str], tuple[list[str], str] | LabkitError] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -918,11 +918,11 @@ class Renderer:
             if hit is not None:
                 self._cache.move_to_end(ck)
                 self.hits += 1
-                if isinstance(hit, RenderError):
+                if isinstance(hit, LabkitError):
                     raise hit
                 return hit
         self.misses += 1
-        entry: tuple[list[str], str] | RenderError
+        entry: tuple[list[str], str] | LabkitError
         try:
             docs = render_documents(directory, root=root, timeout=self.timeout, kubectl=self.kubectl,
                                     overrides=overrides, allow_remote=self.allow_remote)
@@ -933,7 +933,7 @@ class Renderer:
             self._cache[ck] = entry
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
-        if isinstance(entry, RenderError):
+        if isinstance(entry, LabkitError):
             raise entry
         return entry
 

@@ -51,13 +51,10 @@ class Builder:
 
     def _friendly(self, err: LabkitError) -> LabkitError:
         real = os.path.realpath(self.root)
-        text = str(err)
+        text = err.detail
         for root in (real, str(self.root)):
             text = text.replace(f"'{root}'", f"'{self.display}'").replace(root + os.sep, "").replace(root, ".")
-        out = LabkitError(text)
-        out.file = err.file
-        out.field = err.field
-        return out
+        return LabkitError(text, file=err.file, field=err.field)
 
     def flux(self, path: str, spec: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Objects a Flux Kustomization with ``spec`` builds from ``path`` (no postBuild)."""
