@@ -8,7 +8,9 @@ This package gives that seam a real API server behind it, and provisions one:
   ``application/apply-patch+yaml``; the API server's Status translated into
   ``labkit.errors.ApiError`` unchanged);
 * ``labkit.kube.build`` — ``labkit cluster build``: etcd, kube-apiserver,
-  kube-controller-manager, kube-scheduler and KWOK compiled from the Go module proxy;
+  kube-controller-manager, kube-scheduler, KWOK and metrics-server compiled from the Go
+  module proxy, at the versions pinned (with the reason for each) in
+  ``labkit.kube.versions`` (``docs/VERSIONS.md``);
 * ``labkit.kube.controlplane`` — ``labkit cluster create|delete|status --provider kwok``:
   those binaries as loopback-only local processes with generated certificates, and
   KWOK playing every kubelet;

@@ -147,8 +147,8 @@ class BinariesMissing(LabkitError):
 
 
 def build_hint(missing: list[str]) -> str:
-    where = kbuild.control_plane_bin()
-    return (f"real control plane not built: missing {', '.join(missing)} (looked in {where} and {kbuild.kwok_bin()}); "
+    where = ", ".join(dict.fromkeys(str(kbuild.binary(m).parent) for m in missing))
+    return (f"real control plane not built: missing {', '.join(missing)} (looked in {where}); "
             "run `labkit cluster build` (needs the Go toolchain; the first build takes 20-40 minutes)")
 
 

@@ -8,7 +8,7 @@ drawn uniformly from ``[durationMilliseconds, jitterDurationMilliseconds)``) and
 *what* happens (a Go template rendering the new ``status``, finalizer edits, events,
 deletion).  Standalone ``kwok`` has no built-in stages: ``kwokctl`` injects its defaults
 (``kustomize/stage/node/fast``, ``node/heartbeat-with-lease``, ``pod/fast`` in the
-v0.8.0 module), and whoever runs ``kwok`` directly — as ``labkit.kube.controlplane``
+pinned module, ``labkit.kube.versions.KWOK``), and whoever runs ``kwok`` directly — as ``labkit.kube.controlplane``
 does — must pass a complete set with ``--config``.  This module writes that set.
 
 Node stages are KWOK's own defaults, unchanged: ``node-initialize`` (conditions,
@@ -493,7 +493,7 @@ POD_FAIL_TEMPLATE = POD_COMPLETE_TEMPLATE.replace(
 
 
 def node_stages() -> list[dict[str, Any]]:
-    """KWOK v0.8.0's default node stages (``node/fast`` initialize + ``heartbeat-with-lease``)."""
+    """The pinned KWOK release's default node stages (``node/fast`` initialize + ``heartbeat-with-lease``)."""
     ready_status = '.status.conditions.[] | select( .type == "Ready" ) | .status'
     return [
         _stage("node-initialize", "Node", [_expr(ready_status, "NotIn", ["True"])],

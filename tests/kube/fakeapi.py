@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from labkit.kube.versions import KUBERNETES_VERSION
+
 
 def _res(name, kind, namespaced, verbs=("get", "list", "watch", "create", "update", "patch", "delete")):
     return {"name": name, "singularName": kind.lower() if "/" not in name else "", "namespaced": namespaced,
@@ -25,7 +27,8 @@ def _res(name, kind, namespaced, verbs=("get", "list", "watch", "create", "updat
 
 
 DISCOVERY = {
-    "/version": {"major": "1", "minor": "34", "gitVersion": "v1.34.2"},
+    # what kube-apiserver at the pinned version answers (labkit/kube/versions.py)
+    "/version": {"major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION},
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
     "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
         {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],

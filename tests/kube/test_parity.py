@@ -193,7 +193,8 @@ CASES = {
     "update-not-found": case_update_not_found,
     "undeclared-field-via-ssa": case_undeclared_field_via_ssa,
 }
-#: Observed against kube-apiserver v1.34.2 (see the report of issue 7); the simulator is the lead's to change.
+#: Observed against kube-apiserver v1.34.2 (see the report of issue 7), unchanged on the pinned 1.34 patch
+#: (labkit/kube/versions.py); the simulator is the lead's to change.
 KNOWN_DIFFERENCES: dict[str, str] = {
     "job-template-immutable": (
         "field.Invalid renders the value as JSON in 1.34 — real: 'spec.template: Invalid value: "
