@@ -9,9 +9,12 @@
 
 Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
 what the YAML declares); 2 bad input (``labkit: error: <message>`` on stderr, as
-argparse does for bad options); 130 interrupted.  Users never see a traceback for an
-input error or a failing notebook; an unexpected internal error prints one line, and
-``LABKIT_DEBUG=1`` shows its traceback.
+argparse does for bad options, or ``labkit: error: <file>: <reason>`` for a path the
+system refused — too long, not a directory, unreadable); 130 interrupted.  Users never
+see a traceback for an input error or a failing notebook; an unexpected internal error
+prints one line (exit 70), and ``LABKIT_DEBUG=1`` shows its traceback.  Every error line
+is one line: text from the input (file names, object names) has its control characters
+escaped (``labkit.textsafe.one_line``) and is shortened in the middle when very long.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from labkit.errors import LabkitError
+from labkit.textsafe import one_line
 
 PROG = "labkit"
 
@@ -100,6 +104,17 @@ def _consoles() -> tuple[Any, Any]:
 
 def _err(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _error_text(exc: LabkitError) -> str:
+    """``FILE: FIELD: message`` on one line, escaped; a very long file name is shortened in the middle."""
+    if exc.file is None and exc.field is None:
+        return one_line(exc)
+    parts = [one_line(exc.file, 400)] if exc.file else []
+    if exc.field:
+        parts.append(one_line(exc.field, 200))
+    parts.append(one_line(exc.detail))
+    return ": ".join(parts)
 
 
 # ------------------------------------------------------------------ commands
@@ -511,15 +526,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LabkitError as exc:
-        _err(f"error: {exc}")
+        _err(f"error: {_error_text(exc)}")
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except OSError as exc:  # a path the user or the repository named: too long, not a directory, unreadable ...
+        if os.environ.get("LABKIT_DEBUG"):
+            raise
+        if exc.filename is not None:
+            _err(f"error: {one_line(os.fsdecode(exc.filename), 400)}: {one_line(exc.strerror or exc)}")
+        else:
+            _err(f"error: {one_line(exc)}")
+        return 2
     except Exception as exc:  # noqa: BLE001 - a bug in labkit itself: one line unless debugging
         if os.environ.get("LABKIT_DEBUG"):
             raise
-        _err(f"internal error: {type(exc).__name__}: {exc} (set LABKIT_DEBUG=1 to see the traceback)")
+        _err(f"internal error: {type(exc).__name__}: {one_line(exc)} (set LABKIT_DEBUG=1 to see the traceback)")
         return 70
 
 

@@ -26,6 +26,15 @@ An ApplicationSet turns *parameter sets* into Applications.  Each reconcile:
      merged (the same key with two different values is an error, as upstream:
      ``found duplicate key <k> with different value``).
 
+   One ApplicationSet generates at most ``MAX_GENERATED_APPLICATIONS``
+   (2,000) Applications here — checked as each generator's parameter sets are
+   counted (a matrix before its product is built), so a directory generator
+   over a huge repository fails fast with a message naming the ApplicationSet
+   and the generator, and nothing is generated.  Upstream has no such limit;
+   a simulation that renders every Application needs one.  Patterns are
+   compiled once per reconcile, not once per directory; git ``files`` are read
+   with ``labkit.gitops.yamlbounds`` (the repository is untrusted input).
+
 2. **Render** the template (``labkit.argo.template``) per parameter set, merge a
    generator-level ``template`` over the ApplicationSet's, set the namespace,
    an owner reference to the ApplicationSet (so deleting it deletes them), and
@@ -64,6 +73,7 @@ from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND,
 from labkit.argo.template import render_template, sanitize_name
 from labkit.clock import timestamp
 from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.gitops.yamlbounds import YamlLimitError, load_documents
 
 if TYPE_CHECKING:  # pragma: no cover
     from labkit.argo.controller import ArgoSystem
@@ -76,6 +86,24 @@ FIELD_MANAGER = "argocd-applicationset-controller"
 
 def path_match(pattern: str, name: str) -> bool:
     """Go's ``path.Match``: ``*`` and ``?`` never match ``/``; ``[...]`` classes."""
+    rx = _pattern_regex(pattern)
+    return rx is not None and rx.fullmatch(name) is not None
+
+
+_PATTERNS: dict[str, "re.Pattern[str] | None"] = {}
+
+
+def _pattern_regex(pattern: str) -> "re.Pattern[str] | None":
+    """The compiled regex of a ``path.Match`` pattern (cached), or None for a malformed one."""
+    if pattern in _PATTERNS:
+        return _PATTERNS[pattern]
+    rx = _compile_pattern(pattern)
+    if len(_PATTERNS) < 4096:
+        _PATTERNS[pattern] = rx
+    return rx
+
+
+def _compile_pattern(pattern: str) -> "re.Pattern[str] | None":
     regex = ""
     i = 0
     while i < len(pattern):
@@ -87,7 +115,7 @@ def path_match(pattern: str, name: str) -> bool:
         elif c == "[":
             j = pattern.find("]", i + 1)
             if j < 0:
-                return False
+                return None
             body = pattern[i + 1:j]
             if body.startswith("^"):
                 body = "!" + body[1:]
@@ -99,7 +127,10 @@ def path_match(pattern: str, name: str) -> bool:
         else:
             regex += re.escape(c)
         i += 1
-    return re.fullmatch(regex, name) is not None
+    try:
+        return re.compile(regex)
+    except re.error:
+        return None
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -185,6 +216,7 @@ class _Gen:
         if isinstance(gen, MatrixGenerator):
             left = self.params(gen.generators[0], f"{path}.generators[0]")
             right = self.params(gen.generators[1], f"{path}.generators[1]")
+            _check_fanout(self.spec, len(left) * len(right), path)  # before the product is built
             out = []
             for a in left:
                 for b in right:
@@ -203,21 +235,30 @@ class _Gen:
         out: list[dict[str, Any]] = []
         if gen.directories:
             dirs = rs.directories(gen.repo_url, sha)
-            for d in dirs:
-                include = any(path_match(x.path, d) for x in gen.directories if not x.exclude)
-                exclude = any(path_match(x.path, d) for x in gen.directories if x.exclude)
-                if include and not exclude:
-                    out.append(_path_params(d, go, gen.path_param_prefix, sha))
+            includes = [_matcher(x.path) for x in gen.directories if not x.exclude]
+            excludes = [_matcher(x.path) for x in gen.directories if x.exclude]
+            matched = [d for d in dirs if any(m(d) for m in includes) and not any(m(d) for m in excludes)]
+            _check_fanout(self.spec, len(matched), path)
+            out = [_path_params(d, go, gen.path_param_prefix, sha) for d in matched]
         else:
             repo = rs.repo(gen.repo_url)
-            files = sorted({f for f in rs.files(gen.repo_url, sha) for pat in gen.files if path_match(pat, f)})
+            matchers = [_matcher(pat) for pat in gen.files]
+            files = sorted({f for f in rs.files(gen.repo_url, sha) if any(m(f) for m in matchers)})
+            _check_fanout(self.spec, len(files), path)
             for f in files:
-                try:
-                    data = yaml.safe_load(repo.read(f, sha))
+                try:  # repository content: bounded (alias bombs, depth, size), as labkit.gitops.yamlbounds reads it
+                    docs = load_documents(repo.read(f, sha), f)
+                except YamlLimitError as err:
+                    raise LabkitError(f"unable to process file '{f}': {err.detail}", field=f"{path}.files") from None
                 except yaml.YAMLError as err:
                     raise LabkitError(f"unable to process file '{f}': unable to parse file: {err}",
                                       field=f"{path}.files") from None
+                if len(docs) > 1:
+                    raise LabkitError(f"unable to process file '{f}': unable to parse file: expected a single "
+                                      "document in the stream", field=f"{path}.files")
+                data = docs[0].data if docs else None
                 items = data if isinstance(data, list) else [data or {}]
+                _check_fanout(self.spec, len(out) + len(items), path)
                 for item in items:
                     if not isinstance(item, Mapping):
                         raise LabkitError(f"unable to process file '{f}': not an object", field=f"{path}.files")
@@ -238,6 +279,26 @@ class _Gen:
                 else:
                     p[f"values.{k}"] = rendered
         return out
+
+
+#: The most Applications one ApplicationSet may generate here (labkit's bound: a directory generator over a
+#: repository of 100,000 directories, or a matrix of two large generators, would otherwise run without end).
+MAX_GENERATED_APPLICATIONS = 2_000
+
+
+def _check_fanout(spec: ApplicationSetSpec, n: int, path: str) -> None:
+    if n > MAX_GENERATED_APPLICATIONS:
+        raise LabkitError(f"ApplicationSet {spec.name} generates {n:,} parameter sets, more than labkit's limit of "
+                          f"{MAX_GENERATED_APPLICATIONS:,} Applications per ApplicationSet; nothing was generated",
+                          field=path)
+
+
+def _matcher(pattern: str) -> Any:
+    """``path_match(pattern, name)`` as a one-argument function, the pattern compiled once."""
+    rx = _pattern_regex(pattern)
+    if rx is None:
+        return lambda name: False
+    return lambda name: rx.fullmatch(name) is not None
 
 
 def _combine(a: Mapping[str, Any], b: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -268,7 +329,9 @@ def generate(system: "ArgoSystem", spec: ApplicationSetSpec, owner: Mapping[str,
     for i, gen in enumerate(spec.generators):
         path = f"spec.generators[{i}]"
         template = _merge(spec.template, getattr(gen, "template", None))
-        for params in g.params(gen, path):
+        sets = g.params(gen, path)
+        _check_fanout(spec, len(apps) + len(sets), path)
+        for params in sets:
             rendered = render_template(template, params, go=spec.go_template, options=spec.go_template_options)
             md = dict(rendered.get("metadata") or {})
             md["namespace"] = md.get("namespace") or system.namespace

@@ -106,6 +106,22 @@ returns the per-object YAML text that ``kubectl kustomize`` printed, and
 Plain dicts are accepted too; they are dumped with PyYAML (block style,
 unlimited width so no expression is folded across lines) before substitution.
 
+Bounds
+======
+
+The text substituted comes from a repository, which may be hostile, so the
+port is bounded where Go's fork is not (or relies on Go's growable stacks):
+the parser reads text runs and expressions in a loop, not one recursive call
+each (Go's shape overflows Python's stack after a few hundred ``${var}`` in
+one object), and its scanner drops ``$$`` escapes in constant time (Go
+rebuilds the buffer per escape); ``${a:=${b:=...}}`` may nest
+``MAX_NESTING`` (64) deep; the substituted text of one object may not exceed
+``MAX_OUTPUT`` (8 Mi characters) — a ``${v//x/...}`` replacement is sized
+before it runs; and a ``#`` / ``%`` pattern removal, quadratic in the value's
+length, refuses values over ``MAX_PATTERN_INPUT`` (16 Ki characters).  Each is
+an ``EnvsubstError`` with a clear message, so a ``SubstitutionError`` below:
+the Kustomization fails its build, the run goes on.
+
 Errors
 ======
 
@@ -182,6 +198,13 @@ ERR_PARSE_FUNC_SUBSTITUTION = "unable to parse substitution within function"
 ERR_PARSE_DEFAULT_FUNCTION = "unable to parse default function"
 ERR_VAR_NOT_SET = "variable not set (strict mode)"
 
+#: Bounds of labkit's port (the repository is untrusted input; Go's fork has none of these): how deep
+#: ``${a:=${b:=...}}`` may nest, how long the substituted text of one object may grow, and how long a value a
+#: ``#`` / ``%`` pattern removal (quadratic in the value's length) may work on.
+MAX_NESTING = 64
+MAX_OUTPUT = 8 * 1024 * 1024
+MAX_PATTERN_INPUT = 16 * 1024
+
 
 def _accept_rune(r: str, i: int) -> bool:
     return True
@@ -244,32 +267,56 @@ def _accept_casing_func(r: str, i: int) -> bool:
 
 
 class _Scanner:
-    __slots__ = ("buf", "pos", "start", "width", "mode", "escape_chars", "accept")
+    """The fork's scanner over a gap buffer: ``left`` holds what was read (escape characters already removed),
+    the rest of ``src`` (and ``back``, characters unread) what was not.  Go's ``skip`` rebuilds the whole buffer
+    to drop one escape character, which is quadratic in the number of ``$$``; removing it from the end of
+    ``left`` is constant time, with the same result."""
+
+    __slots__ = ("src", "next", "back", "left", "start", "width", "mode", "escape_chars", "accept")
 
     def __init__(self, buf: str):
-        self.buf = buf
-        self.pos = 0
+        self.src = buf
+        self.next = 0  # index in src of the first character neither read nor pushed back
+        self.back: list[str] = []  # characters unread, last one first
+        self.left: list[str] = []  # characters read (Go's buf[:pos])
         self.start = 0
         self.width = 0
         self.mode = 0
         self.escape_chars = 0
         self.accept: Callable[[str, int], bool] = _accept_rune
 
+    @property
+    def pos(self) -> int:
+        return len(self.left)
+
+    def _take(self) -> str:
+        if self.back:
+            return self.back.pop()
+        if self.next < len(self.src):
+            r = self.src[self.next]
+            self.next += 1
+            return r
+        return _EOF
+
     def read(self) -> str:
-        if self.pos >= len(self.buf):
+        r = self._take()
+        if r == _EOF:
             self.width = 0
             return _EOF
-        r = self.buf[self.pos]
+        self.left.append(r)
         self.width = 1
-        self.pos += 1
         return r
 
     def unread(self) -> None:
-        self.pos -= self.width
+        if self.width:
+            self.back.append(self.left.pop())
 
     def skip(self) -> None:
-        # remove the character just read (the escape character) from the buffer
-        self.buf = self.buf[: self.pos - 1] + self.buf[self.pos:]
+        # remove the character just read (the escape character); the one after it takes its place, read
+        self.left.pop()
+        r = self._take()
+        if r != _EOF:
+            self.left.append(r)
 
     def peek(self) -> str:
         r = self.read()
@@ -277,7 +324,12 @@ class _Scanner:
         return r
 
     def string(self) -> str:
-        return self.buf[self.start: self.pos]
+        return "".join(self.left[self.start:])
+
+    def forget(self) -> None:
+        """Drop what was read before the next token (nothing ever goes back past a token's start)."""
+        self.left.clear()
+        self.start = 0
 
     def should_escape(self, ch: int) -> bool:
         return bool(self.escape_chars & ch)
@@ -367,26 +419,42 @@ _EMPTY = _Text("")
 class _Parser:
     def __init__(self, buf: str):
         self.s = _Scanner(buf)
+        self.depth = 0
 
     def parse_any(self) -> Any:
+        # Go recurses once per text run and expression (``left`` then ``parse_any`` for the rest), which overflows
+        # Python's stack after a few hundred ``${var}`` in one object; a loop builds the same, flat, list.
         s = self.s
-        s.accept = _accept_rune
-        s.mode = _SCAN_IDENT | _SCAN_LBRACK | _SCAN_ESCAPE
-        s.escape_chars = _DOLLAR
-        tok = s.scan()
-        if tok == _T_IDENT:
-            left = _Text(s.string())
-            right = self.parse_any()
-            return left if right is _EMPTY else _List([left, right])
-        if tok == _T_EOF:
+        nodes: list[Any] = []
+        while True:
+            s.forget()
+            s.accept = _accept_rune
+            s.mode = _SCAN_IDENT | _SCAN_LBRACK | _SCAN_ESCAPE
+            s.escape_chars = _DOLLAR
+            tok = s.scan()
+            if tok == _T_IDENT:
+                nodes.append(_Text(s.string()))
+            elif tok == _T_EOF:
+                break
+            elif tok == _T_LBRACK:
+                nodes.append(self.parse_func())
+            else:
+                raise EnvsubstError(ERR_BAD_SUBSTITUTION)
+        if not nodes:
             return _EMPTY
-        if tok == _T_LBRACK:
-            left = self.parse_func()
-            right = self.parse_any()
-            return left if right is _EMPTY else _List([left, right])
-        raise EnvsubstError(ERR_BAD_SUBSTITUTION)
+        return nodes[0] if len(nodes) == 1 else _List(nodes)
 
     def parse_func(self) -> Any:
+        """One ``${...}`` expression; defaults nest (``${a:=${b}}``), at most ``MAX_NESTING`` deep."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise EnvsubstError(f"expressions nested more than {MAX_NESTING} deep")
+            return self._parse_func()
+        finally:
+            self.depth -= 1
+
+    def _parse_func(self) -> Any:
         s = self.s
         s.escape_chars = _ESCAPE_ALL
         if s.peek() == "#":
@@ -758,21 +826,45 @@ def _lookup_func(name: str, nargs: int) -> Callable[..., str]:
 _DEFAULT_OPS = frozenset({"-", "+", "=", "?", ":-", ":+", ":=", ":?"})
 
 
-def _eval(node: Any, mapper: Callable[[str], tuple[str, bool]], out: list[str]) -> None:
+class _Budget:
+    """Characters the expansion may still produce (``MAX_OUTPUT`` in all, arguments of functions included)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise EnvsubstError(f"the substituted text would exceed {MAX_OUTPUT:,} characters")
+
+
+def _eval(node: Any, mapper: Callable[[str], tuple[str, bool]], out: list[str], budget: _Budget) -> None:
     if isinstance(node, _Text):
+        budget.spend(len(node.value))
         out.append(node.value)
     elif isinstance(node, _List):
         for n in node.nodes:
-            _eval(n, mapper, out)
+            _eval(n, mapper, out, budget)
     elif isinstance(node, _Func):
         args = []
         for a in node.args:
             buf: list[str] = []
-            _eval(a, mapper, buf)
+            _eval(a, mapper, buf, budget)
             args.append("".join(buf))
         v, exists = mapper(node.param)
         if not exists and node.name not in _DEFAULT_OPS:
             raise EnvsubstError(f'{ERR_VAR_NOT_SET}: "{node.param}"')
+        if node.name in ("/", "//", "/#", "/%") and args:
+            new = args[1] if len(args) > 1 else ""
+            times = 1 if node.name != "//" else (len(v) + 1 if args[0] == "" else v.count(args[0]))
+            budget.spend(len(v) + max(times * (len(new) - len(args[0])), 0))
+        elif node.name in ("#", "##", "%", "%%") and args and len(v) > MAX_PATTERN_INPUT:
+            raise EnvsubstError(f'the value of "{node.param}" is {len(v):,} characters, over the limit of '
+                                f"{MAX_PATTERN_INPUT:,} for a ${{{node.param}{node.name}...}} pattern removal")
+        else:
+            budget.spend(len(v) + sum(len(a) for a in args))
         out.append(_lookup_func(node.name, len(args))(v, *args))
 
 
@@ -787,9 +879,11 @@ def envsubst(text: str, mapping: Callable[[str], tuple[str, bool]]) -> str:
     """
     if "$" not in text:  # fast path: nothing to expand, nothing to unescape
         return text
+    if len(text) > MAX_OUTPUT:
+        raise EnvsubstError(f"the text to substitute exceeds {MAX_OUTPUT:,} characters")
     tree = _Parser(text).parse_any()
     out: list[str] = []
-    _eval(tree, mapping, out)
+    _eval(tree, mapping, out, _Budget(MAX_OUTPUT))
     return "".join(out)
 
 

@@ -109,6 +109,7 @@ def _warn_refusals(refused: Sequence[tuple[str, str]]) -> None:
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
+    from labkit.textsafe import escape_text, one_line
     from labkit.tryrepo.report import print_report
     from labkit.tryrepo.run import TryOptions, try_repo
 
@@ -119,9 +120,11 @@ def _cmd_try(args: argparse.Namespace) -> int:
         result = try_repo(args.target, opts)
     else:
         from rich.console import Console
+        from rich.markup import escape as markup_escape
 
         err = Console(stderr=True)
-        with err.status(f"reconciling {args.target} in the simulator ...", spinner="dots"):
+        shown = markup_escape(escape_text(args.target))  # a status line is markup: show the path, not obey it
+        with err.status(f"reconciling {shown} in the simulator ...", spinner="dots"):
             result = try_repo(args.target, opts)
     try:
         rep = result.report
@@ -132,7 +135,7 @@ def _cmd_try(args: argparse.Namespace) -> int:
         else:
             print_report(rep)
             for name, path in result.outputs.items():
-                print(f"  {name:<14} {path}")
+                print(f"  {name:<14} {one_line(path)}")
         if args.strict:
             s = rep.summary()
             if s["units_failed"] or s["pitfalls_by_severity"]["error"]:

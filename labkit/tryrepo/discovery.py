@@ -24,7 +24,9 @@ finds the entry points the way the tools do, in this order of precedence:
    (``argoproj.io``), roots being the applications no other application's path
    contains (app-of-apps).  They are reconciled with ``labkit.argo`` when that
    package is importable; otherwise they are listed as discovered but not
-   reconciled.
+   reconciled.  A plain-directory Application holding a file the index refused
+   (``labkit.gitops.yamlbounds``: an alias bomb, nesting too deep, not text) is
+   an error naming that file, before anything parses it.
 4. **Plain kustomize** — with no Flux or Argo objects at all, every directory
    with a ``kustomization.yaml`` that no other kustomization references (the
    overlays, not their bases) is an entry point; with none, the root itself is
@@ -37,6 +39,9 @@ only URL the repository mentions.  Everything a self source serves comes from
 the snapshot.  Other URLs cannot be fetched on this machine: their units are
 listed as *not reconciled* with that reason (a simulated source-controller
 would report ``unable to clone``).
+
+Notes.  YAML files the index refused are listed in the notes (file and
+reason), so a file left out of the secret scan is never silent.
 
 Targets.  Each root and everything it applies goes to one *target* — one fresh
 simulated cluster.  Roots share a target unless their objects collide: the
@@ -295,8 +300,15 @@ class _Discoverer:
             u.closure = self.index.closure(u.path, mode="flux")
         elif u.kind == "Application":
             recurse = bool(((u.spec.get("source") or {}).get("directory") or {}).get("recurse"))
-            u.objects = self.builder.argo(u.path, recurse)
             u.closure = self.index.closure(u.path, mode="argo", recurse=recurse)
+            if self.index.kustomization_file(u.path) is None:
+                # a plain directory is parsed as YAML, not by kustomize: a file the index refused (an alias
+                # bomb, nesting too deep, not text) must not reach the simulator
+                for c in u.closure:
+                    why = self.index.refused.get(c.file)
+                    if why is not None:
+                        raise LabkitError(why, file=c.file)
+            u.objects = self.builder.argo(u.path, recurse)
 
     def expand(self, roots: list[Unit], pool: dict[tuple, Unit]) -> None:
         """Render roots and, transitively, every unit they apply (children found or created)."""
@@ -490,6 +502,11 @@ def discover(source: RepoSource, index: SourceIndex, builder: Builder, *, paths:
             d.unreconciled.append((u, u.source_note))
 
     targets = _group(d, [r for r in roots if r.source == "self" and (r.dialect == "flux" or have_argo)])
+    if index.refused:
+        refused = sorted(index.refused.items())
+        shown = "; ".join(f"{f}: {why}" for f, why in refused[:5])
+        d.notes.append(f"{len(refused)} YAML file(s) not read (over a limit of labkit.gitops.yamlbounds, or not "
+                       f"text), so not indexed nor checked for secrets: {shown}{' ...' if len(refused) > 5 else ''}")
     return Discovery(targets, units_all, d.unreconciled, d.notes, d.self_urls, d.snapshot_url, d)
 
 

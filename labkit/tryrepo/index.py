@@ -5,22 +5,34 @@ line 9: ``replicas: 3`` on a Deployment an HPA scales".  kustomize's output
 has no memory of where an object came from, so ``labkit try`` keeps its own
 index of the snapshot:
 
-* every ``*.yaml`` / ``*.yml`` file is composed with PyYAML (the pure-Python
-  loader, whose nodes carry ``start_mark`` line and column), and each document
-  becomes a ``SourceDoc`` holding both the node tree and the plain data;
-  timestamps stay strings, as Kubernetes' YAML→JSON keeps them.  Files that do
-  not parse — Helm templates full of ``{{ }}``, say — are remembered in
-  ``errors`` and skipped; kustomize reports them itself if a build uses them;
-* ``SourceDoc.line_of(path)`` walks the node tree along a field path
-  (``["spec", "template", "spec", "containers", {"name": "web"}, "image"]``)
+* every ``*.yaml`` / ``*.yml`` file (and ``Kustomization``) is read through
+  ``labkit.gitops.yamlbounds`` — the repository is untrusted input: a file
+  over the size limit, binary or not UTF-8/16/32, nested too deep, holding too
+  many documents or nodes, or whose aliases expand too far (a "billion
+  laughs" bomb in ``docs/``) is *refused* before anything expands it, and the
+  whole snapshot shares one ``YamlBudget`` (files, expanded nodes).  Refused
+  files are listed in ``refused`` (file → reason) and ``errors``, and
+  discovery puts them in the report's notes.  Each document of the other files
+  becomes a ``SourceDoc`` holding its plain data (libyaml's loader; timestamps
+  stay strings, as Kubernetes' YAML→JSON keeps them; a plain ``=`` or an
+  unknown tag reads as plain data).  Files that do not parse — Helm templates
+  full of ``{{ }}``, say — are remembered in ``errors`` and skipped; kustomize
+  reports them itself if a build uses them.  The directory walk is iterative
+  and never follows a symlink out of the root;
+* ``SourceDoc.line_of(path)`` walks the document's node tree along a field
+  path (``["spec", "template", "spec", "containers", {"name": "web"}, "image"]``)
   and returns the 1-based line of the deepest key it reaches, so a field that
-  is absent still points at its parent;
+  is absent still points at its parent.  Node trees cost several times the
+  data's memory, so they are not kept: a file is composed again when one of
+  its lines is asked for (a few files are cached);
 * ``closure(directory)`` follows a kustomization the way kustomize reads it —
   ``resources`` / ``bases`` / ``components`` (files and directories,
   recursively), ``crds``, patch files (``patches[].path``,
   ``patchesStrategicMerge``, ``patchesJson6902[].path``) and generator inputs —
   and returns the files in evaluation order, each with its *role*
-  (``resource``, ``patch``, ``generator``, ``kustomization``).  A directory
+  (``resource``, ``patch``, ``generator``, ``kustomization``), walking with an
+  explicit stack, so a chain of thousands of kustomizations cannot exhaust
+  Python's recursion limit.  A directory
   without a kustomization file is read as Flux reads it (every YAML file,
   recursively, a sub-directory with its own kustomization taken whole), or,
   for an Argo CD directory source, as Argo reads it (the directory's own files,
@@ -40,39 +52,62 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
-__all__ = ["SourceDoc", "SourceIndex", "ClosureFile", "KUSTOMIZATION_FILES"]
+from labkit.gitops.yamlbounds import (YamlBudget, YamlLimitError, compose_documents, load_documents,
+                                      read_yaml_file)
+
+__all__ = ["SourceDoc", "SourceIndex", "ClosureFile", "KUSTOMIZATION_FILES", "NodeCache"]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|github\.com/|gitlab\.com/|bitbucket\.org/|git@|git::)", re.I)
 
-
-class _Loader(yaml.SafeLoader):
-    """Pure-Python safe loader (node marks) that keeps timestamps as strings."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
 PathPart = str | int | dict
+
+
+class NodeCache:
+    """Node trees of recently asked files, composed again from their text on demand (see the module docstring)."""
+
+    def __init__(self, read: Callable[[str], str], size: int = 16):
+        self._read = read
+        self._size = size
+        self._cache: OrderedDict[str, list[yaml.Node] | None] = OrderedDict()
+
+    def nodes(self, file: str) -> list[yaml.Node] | None:
+        if file in self._cache:
+            self._cache.move_to_end(file)
+            return self._cache[file]
+        try:
+            nodes: list[yaml.Node] | None = compose_documents(self._read(file), file)
+        except (YamlLimitError, yaml.YAMLError, OSError):
+            nodes = None  # changed or gone since it was indexed: lines fall back to the document's
+        self._cache[file] = nodes
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return nodes
 
 
 @dataclass
 class SourceDoc:
-    """One YAML document of the repository, with its node tree for line lookups."""
+    """One YAML document of the repository; its node tree (for line lookups) is composed on demand."""
 
     file: str  # POSIX path relative to the snapshot root
     index: int  # position of the document in its file (0-based, empty documents counted)
     line: int  # 1-based line of the document's first key
     data: Any
-    node: yaml.Node
+    nodes: NodeCache | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def node(self) -> yaml.Node | None:
+        """The document's node tree (None when it cannot be composed again)."""
+        trees = self.nodes.nodes(self.file) if self.nodes is not None else None
+        return trees[self.index] if trees is not None and self.index < len(trees) else None
 
     @property
     def is_object(self) -> bool:
@@ -143,6 +178,8 @@ class SourceDoc:
         """1-based line of the deepest node of ``path`` that exists (the document start if none does)."""
         node = self.node
         line = self.line
+        if node is None:
+            return line
         for part in path:
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
                 hit = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
@@ -185,11 +222,14 @@ class ClosureFile:
 class SourceIndex:
     """Every YAML document of a snapshot, parsed once, with line-number lookups (see module docstring)."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], *, budget: YamlBudget | None = None):
         self.root = Path(root)
         self.docs: list[SourceDoc] = []
         self.by_file: dict[str, list[SourceDoc]] = {}
         self.errors: dict[str, str] = {}
+        self.refused: dict[str, str] = {}  # file -> why it was not read (a limit, not text): for the report's notes
+        self.budget = budget if budget is not None else YamlBudget()
+        self._nodes = NodeCache(self.read_text)
         self._by_kind: dict[str, list[SourceDoc]] = {}
         self._closures: dict[tuple[str, bool, str], list[ClosureFile]] = {}
         for rel in self._yaml_files():
@@ -198,42 +238,50 @@ class SourceIndex:
     # ------------------------------------------------------------------ loading
 
     def _yaml_files(self) -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.endswith((".yaml", ".yml")) or name == "Kustomization":
-                    full = os.path.join(dirpath, name)
-                    if os.path.isfile(full):
-                        yield os.path.relpath(full, self.root).replace(os.sep, "/")
+        """Every YAML file under the root, in sorted order, without recursion or following symlinked directories."""
+        root = os.path.realpath(self.root)
+        pending = [""]
+        while pending:
+            rel_dir = pending.pop()
+            try:
+                with os.scandir(os.path.join(self.root, rel_dir) if rel_dir else self.root) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError:
+                continue  # unreadable, or a path longer than PATH_MAX: the snapshot records those
+            subdirs = []
+            for e in entries:
+                rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+                if e.is_dir(follow_symlinks=False):
+                    if not e.name.startswith("."):
+                        subdirs.append(rel)
+                elif e.name.endswith((".yaml", ".yml")) or e.name == "Kustomization":
+                    if e.is_symlink() and not _inside(os.path.realpath(e.path), root):
+                        continue  # never read through a link out of the snapshot
+                    try:
+                        if not stat.S_ISREG(os.stat(e.path).st_mode):
+                            continue
+                    except OSError:
+                        continue
+                    yield rel
+            pending.extend(reversed(subdirs))  # depth first, in sorted order
+
+    def read_text(self, rel: str) -> str:
+        """The text of a YAML file of the root, with the limits of ``labkit.gitops.yamlbounds``."""
+        return read_yaml_file(self.root / rel, rel)
 
     def _load(self, rel: str) -> None:
-        try:
-            text = (self.root / rel).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.errors[rel] = str(exc)
-            return
         docs: list[SourceDoc] = []
-        loader = _Loader(text)
         try:
-            i = 0
-            while loader.check_node():
-                node = loader.get_node()
-                if node is None:
-                    i += 1
-                    continue
-                data = loader.construct_document(node)
-                line = node.start_mark.line + 1
-                if isinstance(node, yaml.MappingNode) and node.value:
-                    line = node.value[0][0].start_mark.line + 1
-                docs.append(SourceDoc(rel, i, line, data, node))
-                i += 1
+            self.budget.take_file(rel)
+            text = self.read_text(rel)
+            docs = [SourceDoc(rel, d.index, d.line, d.data, self._nodes)
+                    for d in load_documents(text, rel, budget=self.budget)]
+        except YamlLimitError as exc:
+            self.errors[rel] = self.refused[rel] = exc.detail
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""
             self.errors[rel] = f"{where}{getattr(exc, 'problem', None) or exc}"
-            docs = []
-        finally:
-            loader.dispose()
         self.by_file[rel] = docs
         for d in docs:
             self.docs.append(d)
@@ -280,89 +328,110 @@ class SourceIndex:
         hit = self._closures.get(key)
         if hit is None:
             out: list[ClosureFile] = []
-            self._walk(_norm(directory), out, set(), mode, recurse)
+            visiting: set[str] = set()
+            plain_seen: set[str] = set()
+            # an explicit stack of generators: each yields files, or the generator of a directory to read next
+            stack: list[Iterator[Any]] = [self._walk(_norm(directory), visiting, plain_seen, mode, recurse)]
+            while stack:
+                item = next(stack[-1], None)
+                if item is None:
+                    stack.pop()
+                elif isinstance(item, ClosureFile):
+                    out.append(item)
+                else:
+                    stack.append(item)
             seen: set[ClosureFile] = set()
             hit = [c for c in out if not (c in seen or seen.add(c))]  # type: ignore[func-returns-value]
             self._closures[key] = hit
         return list(hit)
 
-    def _walk(self, d: str, out: list[ClosureFile], visiting: set[str], mode: str, recurse: bool) -> None:
+    def _walk(self, d: str, visiting: set[str], plain_seen: set[str], mode: str, recurse: bool) -> Iterator[Any]:
         if d in visiting:
             return
         visiting.add(d)
         kfile = self.kustomization_file(d)
         if kfile is None:
             if mode == "argo":
-                self._plain_argo(d, out, recurse)
+                yield self._plain_argo(d, plain_seen, recurse)
             else:
-                self._plain_flux(d, out, visiting, mode)
+                yield self._plain_flux(d, visiting, plain_seen, mode)
             return
         docs = self.by_file.get(kfile) or []
         k = docs[0].data if docs and isinstance(docs[0].data, dict) else {}
-        out.append(ClosureFile(kfile, "kustomization"))
+        yield ClosureFile(kfile, "kustomization")
 
-        def ref(value: Any, role: str) -> None:
-            if not isinstance(value, str) or not value or _REMOTE.match(value):
-                return
-            target = _norm(_join(d, value))
-            if target.startswith(".."):
-                return
-            full = self.root / target
-            if full.is_dir():
-                self._walk(target, out, visiting, "flux", False)
-            elif full.is_file():
-                out.append(ClosureFile(target, role))
-
+        refs: list[tuple[Any, str]] = []
         for key in ("resources", "bases", "components", "crds"):
-            for v in _list(k.get(key)):
-                ref(v, "resource")
+            refs += [(v, "resource") for v in _list(k.get(key))]
         for gen_key in ("configMapGenerator", "secretGenerator"):
             for g in _list(k.get(gen_key)):
                 if isinstance(g, dict):
                     for f in _list(g.get("files")) + _list(g.get("envs")) + ([g["env"]] if g.get("env") else []):
                         if isinstance(f, str):
-                            ref(f.split("=", 1)[-1], "generator")
+                            refs.append((f.split("=", 1)[-1], "generator"))
         for p in _list(k.get("patches")) + _list(k.get("patchesJson6902")):
             if isinstance(p, dict):
-                ref(p.get("path"), "patch")
+                refs.append((p.get("path"), "patch"))
         for p in _list(k.get("patchesStrategicMerge")):
             if isinstance(p, str) and "\n" not in p:
-                ref(p, "patch")
+                refs.append((p, "patch"))
         for r in _list(k.get("replacements")):
             if isinstance(r, dict):
-                ref(r.get("path"), "patch")
+                refs.append((r.get("path"), "patch"))
+        for value, role in refs:
+            if not isinstance(value, str) or not value or _REMOTE.match(value):
+                continue
+            target = _norm(_join(d, value))
+            if target.startswith(".."):
+                continue
+            full = self.root / target
+            try:
+                if full.is_dir():
+                    yield self._walk(target, visiting, plain_seen, "flux", False)
+                elif full.is_file():
+                    yield ClosureFile(target, role)
+            except OSError:  # a name longer than NAME_MAX / PATH_MAX: kustomize reports it
+                continue
 
-    def _plain_flux(self, d: str, out: list[ClosureFile], visiting: set[str], mode: str) -> None:
+    def _listing(self, d: str, plain_seen: set[str]) -> list[str]:
+        """Sorted names of a plain directory, or [] when it is not one, was read already (a loop), or unreadable."""
         base = self.root / d
-        if not base.is_dir():
-            return
-        for name in sorted(os.listdir(base)):
+        try:
+            if not base.is_dir():
+                return []
+            real = os.path.realpath(base)
+            if real in plain_seen:
+                return []
+            plain_seen.add(real)
+            return sorted(os.listdir(base))
+        except OSError:
+            return []
+
+    def _plain_flux(self, d: str, visiting: set[str], plain_seen: set[str], mode: str) -> Iterator[Any]:
+        for name in self._listing(d, plain_seen):
             rel = _join(d, name)
             full = self.root / rel
             if full.is_dir():
                 if name.startswith("."):
                     continue
                 if self.kustomization_file(rel) is not None:
-                    self._walk(rel, out, visiting, mode, False)
+                    yield self._walk(rel, visiting, plain_seen, mode, False)
                 else:
-                    self._plain_flux(rel, out, visiting, mode)
+                    yield self._plain_flux(rel, visiting, plain_seen, mode)
             elif name.endswith((".yaml", ".yml")):
-                out.append(ClosureFile(rel, "resource"))
+                yield ClosureFile(rel, "resource")
 
-    def _plain_argo(self, d: str, out: list[ClosureFile], recurse: bool) -> None:
-        base = self.root / d
-        if not base.is_dir():
-            return
-        for name in sorted(os.listdir(base)):
+    def _plain_argo(self, d: str, plain_seen: set[str], recurse: bool) -> Iterator[Any]:
+        for name in self._listing(d, plain_seen):
             if name.startswith("."):
                 continue
             rel = _join(d, name)
             full = self.root / rel
             if full.is_dir():
                 if recurse:
-                    self._plain_argo(rel, out, recurse)
+                    yield self._plain_argo(rel, plain_seen, recurse)
             elif name.endswith((".yaml", ".yml", ".json")):
-                out.append(ClosureFile(rel, "resource"))
+                yield ClosureFile(rel, "resource")
 
     # ------------------------------------------------------------------ mapping rendered objects back
 
@@ -447,6 +516,10 @@ def _join(d: str, name: str) -> str:
 def _norm(p: str) -> str:
     n = os.path.normpath((p or ".").replace("\\", "/")).replace(os.sep, "/")
     return "." if n in ("", ".") else n
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _dirname(rel: str) -> str:

@@ -21,7 +21,8 @@ the unit's column its depth in the unit graph (longest path over ``applies``
 and ``dependsOn``), its steps following it on the same row; unit-to-step edges
 grey, ``applies`` edges blue (drawn from the step that applies the child),
 ``dependsOn`` edges dashed red.  A self-managing bootstrap's edge to itself is
-dropped; a cycle puts every unit in the first column.
+dropped; a cycle puts every unit in the first column.  A panel shows at most
+``MAX_FIGURE_UNITS`` units (the first in apply order).
 """
 from __future__ import annotations
 
@@ -116,12 +117,26 @@ def _short(label: str) -> str:
     return label.split(":", 1)[0] if label.startswith("stage ") else label
 
 
+#: Units (rows) per target in the apply-order figure; the tables list them all.
+MAX_FIGURE_UNITS = 40
+
+
+def _fig_text(x: Any) -> str:
+    """Repository text for a matplotlib label: control characters escaped, ``$`` literal (never mathtext)."""
+    from labkit.textsafe import escape_text
+
+    return escape_text(x).replace("$", r"\$")
+
+
 def order_figure(steps: list[ApplyStep], edges: list[Edge], targets: list[Target]) -> Any:
     """A matplotlib Figure of the apply order graph (see the module docstring).
 
     Layout: one row per unit; a unit's column is its depth in the unit graph
     (``applies`` and ``dependsOn`` edges, longest path from a root), and its
-    steps follow it to the right on the same row.
+    steps follow it to the right on the same row.  At most ``MAX_FIGURE_UNITS``
+    rows per target (the first in apply order; the title says how many there
+    are), so an ApplicationSet of a thousand Applications still gives a small
+    PNG.  Labels come from the repository: escaped, ``$`` never mathtext.
     """
     import matplotlib
 
@@ -135,14 +150,14 @@ def order_figure(steps: list[ApplyStep], edges: list[Edge], targets: list[Target
     for tname in names:
         units = {s.unit for s in steps if s.target == tname} | \
             {x for e in edges if e.target == tname and e.kind != "step" for x in (e.source, e.dest)}
-        rows_per.append(max(len(units), 1))
+        rows_per.append(min(max(len(units), 1), MAX_FIGURE_UNITS))
     heights = [max(1.8, 0.6 * n + 0.9) for n in rows_per]
     fig, axes = plt.subplots(len(names), 1, figsize=(13, sum(heights) + 1.0), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     fig.suptitle("Apply order: units, stages / waves / hooks, dependsOn", fontsize=13)
     colors = {"stage": "#9ecae1", "wave": "#a1d99b", "hook": "#fdae6b"}
     for ax, tname in zip(axes[:, 0], names):
-        ax.set_title(f"target {tname}", loc="left", fontsize=11)
+        ax.set_title(_fig_text(f"target {tname}"), loc="left", fontsize=11)
         ax.set_xlabel("apply order →")
         ax.set_ylabel("unit")
         ax.set_xticks([])
@@ -163,8 +178,14 @@ def order_figure(steps: list[ApplyStep], edges: list[Edge], targets: list[Target
                 depth[u] = max([depth[p] + 1 for p in ug.predecessors(u)], default=0)
         except nx.NetworkXUnfeasible:
             depth = {u: 0 for u in ug.nodes}
-        width = 1 + max([sum(1 for s in tsteps if s.unit == u) for u in ug.nodes] + [1])
         order = sorted(ug.nodes, key=lambda u: (depth[u], u))
+        if len(order) > MAX_FIGURE_UNITS:  # the first units in apply order; every unit is in the tables
+            ax.set_title(_fig_text(f"target {tname} (the first {MAX_FIGURE_UNITS} of {len(order)} units)"),
+                         loc="left", fontsize=11)
+            order = order[:MAX_FIGURE_UNITS]
+            kept = set(order)
+            tsteps = [s for s in tsteps if s.unit in kept]
+        width = 1 + max([sum(1 for s in tsteps if s.unit == u) for u in order] + [1])
         pos: dict[str, tuple[float, float]] = {}
         step_kind: dict[str, str] = {}
         labels: dict[str, str] = {}
@@ -172,7 +193,7 @@ def order_figure(steps: list[ApplyStep], edges: list[Edge], targets: list[Target
         for row, u in enumerate(order):
             x0 = depth[u] * width
             pos[u] = (x0, -row)
-            labels[u] = u.split("/", 1)[-1]
+            labels[u] = _fig_text(u.split("/", 1)[-1])
             for i, st in enumerate(s for s in tsteps if s.unit == u):
                 node = f"{u} · {st.label}"
                 pos[node] = (x0 + i + 1, -row)

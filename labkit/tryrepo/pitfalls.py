@@ -49,9 +49,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import yaml
+
+from labkit.errors import LabkitError
+from labkit.gitops.yamlbounds import (MAX_YAML_BYTES, YamlBudget, YamlLimitError, decode_yaml_bytes, load_documents,
+                                      read_yaml_file)
 from labkit.tryrepo.discovery import Discovery, Unit
 from labkit.tryrepo.history import RevisionRenders, forbidden_update, vct_signature
-from labkit.tryrepo.index import SourceDoc, SourceIndex
+from labkit.tryrepo.index import NodeCache, SourceDoc, SourceIndex
 from labkit.tryrepo.model import Pitfall
 from labkit.tryrepo.secrets import scan_file
 from labkit.tryrepo.simsetup import images_of
@@ -505,18 +510,17 @@ def _namespaces(ctx: _Ctx) -> None:
 
 
 def _secrets(ctx: _Ctx) -> None:
+    """Plaintext secrets in the tree's YAML (as the index read it: bounded, refused files skipped), then history."""
+    current: set[tuple[str, str]] = set()
     for file, docs in sorted(ctx.index.by_file.items()):
         if not docs:
             continue
-        try:
-            text = (ctx.index.root / file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        for d, f in scan_file(file, text, docs):
+        for d, f in scan_file(file, docs):
+            current.add((file, ",".join(f.keys)))
             ctx.add("plaintext-secret", "error", (d.file, d.line_of(f.path)), _doc_label(d),
                     f"{f.detail}: anyone who can read the repository can read the value",
                     _secret_fix(), [DOCS["flux-sops"], DOCS["flux-sealed"], DOCS["argo-secrets"], DOCS["k8s-secrets"]])
-    _history_secrets(ctx)
+    _history_secrets(ctx, current)
 
 
 def _secret_fix(history: bool = False) -> str:
@@ -534,35 +538,43 @@ def _doc_label(d: SourceDoc) -> str:
     return f"{d.kind}/{d.namespace}/{d.name}" if d.namespace else f"{d.kind}/{d.name}"
 
 
-def _history_secrets(ctx: _Ctx) -> None:
-    """Secrets in files the last N commits wrote, that the current tree no longer has."""
+#: A commit changing more YAML files than this is read from its export (one batched ``git cat-file``) rather
+#: than file by file.
+_EXPORT_ABOVE = 16
+
+
+def _history_secrets(ctx: _Ctx, current: set[tuple[str, str]]) -> None:
+    """Secrets in YAML files the last N commits wrote, that the current tree no longer has.
+
+    Each commit's changed files are read from git (``RepoSource.changed_paths`` / ``read_at``, or the commit's
+    export when it changed many) and parsed like the tree, with the limits of ``labkit.gitops.yamlbounds`` and one
+    ``YamlBudget`` per commit: a file that is not text, an alias bomb or a Latin-1 file in history is skipped, never
+    an error — history is evidence, not input.
+    """
     if ctx.history is None or not ctx.history.commits or not ctx.source.has_git:
         return
-    current: set[tuple[str, str]] = set()
-    for file, docs in ctx.index.by_file.items():
-        try:
-            text = (ctx.index.root / file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        current |= {(file, ",".join(f.keys)) for _d, f in scan_file(file, text, docs)}
-    repo = ctx.source._repo  # noqa: SLF001 - the source owns the GitPython handle
-    prefix = ctx.source.prefix
+    src = ctx.source
+    prefix = src.prefix
     reported: set[tuple[str, str]] = set()
     for sha, _subject in ctx.history.commits:
+        if sha == src.revision and not src.dirty:
+            continue  # the snapshot is this commit: scanned above
         try:
-            names = repo.git.show(sha, "--format=", "--name-only", "--", prefix or ".").splitlines()
-        except Exception:  # noqa: BLE001
+            changed = src.changed_paths(sha)
+        except LabkitError:
             continue
-        for full in names:
-            if not full.endswith((".yaml", ".yml")):
-                continue
-            rel = full[len(prefix) + 1:] if prefix and full.startswith(prefix + "/") else full
+        rels = [(full, full[len(prefix) + 1:] if prefix and full.startswith(prefix + "/") else full)
+                for full in changed if full.endswith((".yaml", ".yml"))]
+        budget = YamlBudget()
+        for rel, text in _texts_at(src, sha, rels):
             try:
-                text = repo.git.show(f"{sha}:{full}")
-            except Exception:  # noqa: BLE001 - the commit deleted the file
+                budget.take_file(rel)
+                loaded = load_documents(text, rel, budget=budget)
+            except (YamlLimitError, yaml.YAMLError):
                 continue
-            docs = _parse_docs(rel, text)
-            for doc, f in scan_file(rel, text, docs):
+            nodes = NodeCache(lambda _f, t=text: t, size=1)
+            docs = [SourceDoc(rel, d.index, d.line, d.data, nodes) for d in loaded]
+            for doc, f in scan_file(rel, docs):
                 key = (rel, ",".join(f.keys))
                 if key in current or key in reported:
                     continue
@@ -573,27 +585,26 @@ def _history_secrets(ctx: _Ctx) -> None:
                         [DOCS["flux-sops"], DOCS["flux-sealed"], DOCS["argo-secrets"]])
 
 
-def _parse_docs(rel: str, text: str) -> list[SourceDoc]:
-    import yaml
-
-    from labkit.tryrepo.index import _Loader
-
-    out: list[SourceDoc] = []
-    loader = _Loader(text)
-    try:
-        i = 0
-        while loader.check_node():
-            node = loader.get_node()
-            data = loader.construct_document(node)
-            line = node.value[0][0].start_mark.line + 1 if isinstance(node, yaml.MappingNode) and node.value \
-                else node.start_mark.line + 1
-            out.append(SourceDoc(rel, i, line, data, node))
-            i += 1
-    except yaml.YAMLError:
-        pass
-    finally:
-        loader.dispose()
-    return out
+def _texts_at(src: RepoSource, sha: str, rels: list[tuple[str, str]]) -> Iterable[tuple[str, str]]:
+    """``(rel, text)`` of the files ``(path from the repository top, rel)`` at ``sha`` that are readable YAML text."""
+    root = None
+    if len(rels) > _EXPORT_ABOVE:
+        try:
+            root = src.export(sha)
+        except LabkitError:
+            return  # refused (recorded in the source's refusals): nothing of this commit is read
+    for full, rel in rels:
+        try:
+            if root is not None:
+                text = read_yaml_file(root / rel, rel)
+            else:
+                data = src.read_at(sha, full)
+                if data is None or len(data) > MAX_YAML_BYTES:
+                    continue  # deleted by the commit, or too big
+                text = decode_yaml_bytes(data, rel)
+        except (YamlLimitError, LabkitError, OSError):
+            continue
+        yield rel, text
 
 
 def _statefulsets(ctx: _Ctx) -> None:

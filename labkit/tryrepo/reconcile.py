@@ -5,7 +5,9 @@ For every target found by ``labkit.tryrepo.discovery``:
 1. a new ``labkit.sim.SimCluster`` (seeded; the simulator's realistic
    ``Timings``: image pulls of a few seconds, readiness probe delays, job run
    times) with the registry of ``labkit.tryrepo.simsetup.make_registry`` and
-   the CRDs the manifests assume;
+   the CRDs the manifests assume (one the API server refuses — a kind named
+   with look-alike non-ASCII letters — is left out with a note, and its
+   objects fail in their unit, not the run);
 2. the dialect's controllers over it — ``labkit.flux.system.FluxSystem`` with
    Flux's default timings (fetch, build), or ``labkit.argo.ArgoSystem`` with
    Argo's — serving the snapshot at every URL discovery classified as *this
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labkit.errors import LabkitError
+from labkit.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.sim import SimCluster
 from labkit.tryrepo.discovery import ARGO_API, FLUX_GIT_API, FLUX_KS_API, Discovery, Target, Unit
@@ -186,9 +188,8 @@ def reconcile_flux(target: Target, source: RepoSource, disc: Discovery, opts: Ru
     flux.install()
     for url in sorted(disc.self_urls):
         flux.add_remote(url, SnapshotRemote(source, url))
-    crds = assumed_crds(cluster, objs)
-    for crd in crds:
-        cluster.apply(crd, field_manager="labkit-try")
+    notes: list[str] = []
+    crds = _install_assumed(cluster, assumed_crds(cluster, objs), notes)
     kinds = {str(o.get("kind")): str(o.get("apiVersion")) for o in objs}
     kinds.setdefault("Kustomization", FLUX_KS_API)
     kinds.setdefault("GitRepository", FLUX_GIT_API)
@@ -204,7 +205,8 @@ def reconcile_flux(target: Target, source: RepoSource, disc: Discovery, opts: Ru
     ok, end = _run_until_settled(lambda t: cluster.run(until=t), lambda: cluster.env.now, settled,
                                  lambda: (tracker.refresh(), tracker.pending())[1], opts)
     result = TargetResult(target.name, "flux", [r.ref for r in target.roots],
-                          assumed_crds=[c["metadata"]["name"] for c in crds], settled_at=round(end, 3), settled=ok)
+                          assumed_crds=[c["metadata"]["name"] for c in crds], settled_at=round(end, 3), settled=ok,
+                          notes=notes)
     if not ok:
         result.notes.append(f"the run had not settled after {end:.0f} virtual seconds; results are as of then")
     units = _flux_units(target, cluster)
@@ -213,6 +215,22 @@ def reconcile_flux(target: Target, source: RepoSource, disc: Discovery, opts: Ru
     run = TargetRun(result, units, objects, cluster, cluster.log, {cluster.name: cluster})
     run._tmp = tmp  # type: ignore[attr-defined]  # keep the workdir alive as long as the run
     return run
+
+
+def _install_assumed(cluster: Any, crds: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
+    """Apply the assumed CRDs; one the API server refuses (a kind whose plural is not a DNS name — non-ASCII
+    look-alike letters, say) is left out with a note, and objects of that kind fail to apply in their unit."""
+    installed = []
+    for crd in crds:
+        try:
+            cluster.apply(crd, field_manager="labkit-try")
+        except ApiError as err:
+            names = (crd.get("spec") or {}).get("names") or {}
+            notes.append(f"kind {names.get('kind')} ({(crd.get('spec') or {}).get('group')}) cannot be assumed "
+                         f"installed: {err.message}")
+            continue
+        installed.append(crd)
+    return installed
 
 
 def _flux_units(target: Target, cluster: Any) -> list[UnitResult]:
@@ -438,11 +456,10 @@ def reconcile_argo(target: Target, source: RepoSource, disc: Discovery, opts: Ru
         argo.repo_server._renderer = opts.renderer  # share discovery's kustomize renders
     argo.install()
     crds: list[dict[str, Any]] = []
+    notes: list[str] = []
     for cname, cl in clusters.items():
         dest_objs = [o for u in target.units if _dest_name(u) == cname for o in u.objects]
-        for crd in assumed_crds(cl, dest_objs):
-            cl.apply(crd, field_manager="labkit-try")
-            crds.append(crd)
+        crds += _install_assumed(cl, assumed_crds(cl, dest_objs), notes)
     kinds = {str(o.get("kind")): str(o.get("apiVersion")) for o in objs}
     kinds.setdefault("Application", ARGO_API)
     tracker = _MultiTracker(clusters, kinds, "in-cluster")
@@ -450,7 +467,6 @@ def reconcile_argo(target: Target, source: RepoSource, disc: Discovery, opts: Ru
         root = next((u for u in target.roots if u.name == obj["metadata"]["name"] and u.kind == obj["kind"]), None)
         argo.apply(obj, file=(root.file if root and root.file else None))
     manual: set[str] = set()
-    notes: list[str] = []
     healthy_at: dict[str, float] = {}
 
     def on_app(ev: Any) -> None:

@@ -13,12 +13,24 @@ HTML (``write_html``): one self-contained page — no external assets, figures
 embedded as ``data:image/png;base64`` — with the same sections as tables and
 two figures: the apply-order graph (``labkit.tryrepo.order.order_figure``) and
 a time-to-ready chart (one bar per object from creation to ready, per target,
-failures in red).  Both figures are checked with ``labkit.report.check_figure``
-(a title and labelled axes) like every labkit figure, and also written next to
-the page as PNG files.
+failures in red; at most ``MAX_FIGURE_ROWS`` bars per target — not-ready
+objects first, then the slowest — so a repository of thousands of objects
+still gives a small PNG).  Both figures are checked with
+``labkit.report.check_figure`` (a title and labelled axes) like every labkit
+figure, and also written next to the page as PNG files.  ``--out`` is checked
+before the analysis runs (``check_out_dir``): an existing file, or a path the
+system refuses, is a ``LabkitError`` naming ``--out``.
 
 JSON (``TryReport.to_json``): the schema is documented in
 ``labkit.tryrepo.model``.
+
+Text from the repository — object and file names, messages — may hold escape
+sequences meant for the reader's terminal.  The terminal report passes all of
+it through ``labkit.textsafe.escape_text`` (control characters, bidi overrides,
+undecodable bytes as backslash escapes) into ``rich.text.Text`` objects, which
+never interpret markup (``[bold red]`` in a name shows as written); the HTML
+page escapes the same way and then ``html.escape``\ s; figure labels take
+``$`` literally; the JSON document keeps the exact strings.
 """
 from __future__ import annotations
 
@@ -28,14 +40,18 @@ import io
 from pathlib import Path
 from typing import Any
 
+from labkit.errors import LabkitError
+from labkit.textsafe import escape_text
 from labkit.tryrepo.model import TryReport
 
-__all__ = ["print_report", "write_html", "ready_figure", "write_outputs"]
+__all__ = ["print_report", "write_html", "ready_figure", "write_outputs", "check_out_dir"]
 
 _SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _OUTCOME_STYLE = {"healthy": "green", "created": "green", "progressing": "yellow", "failed": "bold red",
                   "not-applied": "magenta"}
 MAX_OBJECT_ROWS = 60
+#: Bars per target in the time-to-ready figure (a repository with thousands of objects still gives a readable PNG).
+MAX_FIGURE_ROWS = 60
 
 
 def _t(x: float | None) -> str:
@@ -48,11 +64,19 @@ def _where(file: str | None, line: int | None) -> str:
     return f"{file}:{line}" if line else file
 
 
+def _plain(x: Any) -> str:
+    """Repository text for the terminal: control characters escaped (``labkit.textsafe``), newlines kept."""
+    return escape_text(x, keep_newlines=True)
+
+
 def print_report(rep: TryReport, console: Any = None) -> None:
     """Print the report as rich tables (see the module docstring)."""
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
+    from rich.text import Text as _Text
+
+    def Text(text: Any = "", style: str = "") -> Any:  # noqa: N802 - every rich Text here is escaped
+        return _Text(_plain(text), style=style)
 
     con = console or Console()
     if console is None and not con.is_terminal:
@@ -76,7 +100,8 @@ def print_report(rep: TryReport, console: Any = None) -> None:
     con.print(units)
     for u in rep.units:
         if u.status not in ("Ready", "Synced") and u.message:
-            con.print(Text(f"  {u.ref}: {u.message}", style="red" if u.status == "Failed" else "yellow"))
+            where = f" ({_where(u.file, u.line)})" if u.file else ""
+            con.print(Text(f"  {u.ref}{where}: {u.message}", style="red" if u.status == "Failed" else "yellow"))
 
     objs = Table("target", "object", "outcome", "created", "time to ready", "message", title="Objects",
                  title_justify="left")
@@ -101,8 +126,8 @@ def print_report(rep: TryReport, console: Any = None) -> None:
     if not rep.pitfalls:
         con.print(Text("  no pitfalls found", style="green"))
     for p in rep.pitfalls:
-        con.print(Text.assemble((f"{p.severity.upper():<8}", _SEV_STYLE.get(p.severity, "")), f" {p.id}  ",
-                                (_where(p.file, p.line) or "-", "bold"), f"  {p.object}"))
+        con.print(_Text.assemble((f"{p.severity.upper():<8}", _SEV_STYLE.get(p.severity, "")), f" {p.id}  ",
+                                 (_plain(_where(p.file, p.line) or "-"), "bold"), f"  {_plain(p.object)}"))
         con.print(Text(f"  {p.message}"))
         con.print(Text(f"  fix: {p.fix}", style="dim"))
         for d in p.docs:
@@ -130,7 +155,15 @@ def ready_figure(rep: TryReport) -> Any:
     import matplotlib.pyplot as plt
 
     targets = [t.name for t in rep.targets] or ["(none)"]
-    rows = {t: [o for o in rep.objects if o.target == t and o.created_at is not None] for t in targets}
+    rows: dict[str, list[Any]] = {}
+    total: dict[str, int] = {}
+    for t in targets:
+        created = [o for o in rep.objects if o.target == t and o.created_at is not None]
+        total[t] = len(created)
+        if len(created) > MAX_FIGURE_ROWS:  # the ones worth a look: not ready first, then the slowest
+            created = sorted(created, key=lambda o: (o.outcome in ("healthy", "created"),
+                                                     -(o.time_to_ready or 0.0), o.key))[:MAX_FIGURE_ROWS]
+        rows[t] = created
     heights = [max(2.2, 0.22 * len(rows[t]) + 1.2) for t in targets]
     fig, axes = plt.subplots(len(targets), 1, figsize=(11, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
@@ -144,15 +177,22 @@ def ready_figure(rep: TryReport) -> Any:
             color = {"failed": "#d62728", "progressing": "#ff7f0e"}.get(o.outcome, "#2ca02c")
             ax.barh(i, max(stop - start, end * 0.004), left=start, color=color, height=0.6)
         ax.set_yticks(range(len(objs)))
-        ax.set_yticklabels([o.key for o in objs], fontsize=7)
+        ax.set_yticklabels([_fig_text(o.key) for o in objs], fontsize=7)
         ax.invert_yaxis()
-        ax.set_title(f"target {t}", loc="left", fontsize=10)
+        shown = "" if total[t] <= len(objs) else \
+            f" ({len(objs)} of {total[t]} objects: not ready first, then the slowest; all in the tables)"
+        ax.set_title(_fig_text(f"target {t}{shown}"), loc="left", fontsize=10)
         ax.set_xlabel("virtual time (s)")
         ax.set_ylabel("object")
         if not objs:
             ax.text(0.5, 0.5, "no object was created", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
+
+
+def _fig_text(x: Any) -> str:
+    """Repository text for a matplotlib label: escaped, and ``$`` literal (never mathtext)."""
+    return escape_text(x).replace("$", r"\$")
 
 
 def _png(fig: Any) -> bytes:
@@ -174,7 +214,8 @@ code{background:#f6f6f6;padding:0 3px} img{max-width:100%;border:1px solid #eee}
 
 
 def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x))
+    """Repository text for HTML: control characters (and undecodable bytes) escaped, then HTML-escaped."""
+    return html.escape(escape_text(x, keep_newlines=True))
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -246,26 +287,56 @@ def write_html(rep: TryReport, path: Path, figures: dict[str, bytes]) -> Path:
     return path
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """``LabkitError`` (file: the path, field ``--out``) unless ``out_dir`` is, or can become, a directory.
+
+    Checked before the analysis runs, so a mistyped ``--out`` costs nothing; nothing is created here.
+    """
+    shown = str(out_dir)
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise LabkitError("exists and is not a directory; give a directory for the report", file=shown,
+                              field="--out")
+        parent = out_dir.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise LabkitError(f"{parent} is not a directory", file=shown, field="--out")
+    except OSError as exc:  # a name longer than NAME_MAX / PATH_MAX ...
+        raise LabkitError(exc.strerror or str(exc), file=shown, field="--out") from None
+
+
 def write_outputs(rep: TryReport, out_dir: Path, order_fig: Any) -> dict[str, Path]:
-    """Write ``report.html``, ``report.json`` and the figures' PNGs to ``out_dir``; returns the paths."""
+    """Write ``report.html``, ``report.json`` and the figures' PNGs to ``out_dir``; returns the paths.
+
+    A directory that cannot be created or written is a ``LabkitError`` naming ``--out``.
+    """
     import matplotlib.pyplot as plt
 
     from labkit.report import check_figure
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
     figs = {"apply-order": order_fig, "time-to-ready": ready_figure(rep)}
     pngs: dict[str, bytes] = {}
     paths: dict[str, Path] = {}
-    for name, fig in figs.items():
-        check_figure(fig, name)
-        data = _png(fig)
-        pngs[name] = data
-        p = out_dir / f"{name}.png"
-        p.write_bytes(data)
-        paths[name] = p
-        plt.close(fig)
-    paths["html"] = write_html(rep, out_dir / "report.html", pngs)
-    jp = out_dir / "report.json"
-    jp.write_text(rep.to_json() + "\n", encoding="utf-8")
-    paths["json"] = jp
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, fig in figs.items():
+            check_figure(fig, name)
+            data = _png(fig)
+            pngs[name] = data
+            p = out_dir / f"{name}.png"
+            p.write_bytes(data)
+            paths[name] = p
+            plt.close(fig)
+        paths["html"] = write_html(rep, out_dir / "report.html", pngs)
+        jp = out_dir / "report.json"
+        jp.write_text(rep.to_json() + "\n", encoding="utf-8")
+        paths["json"] = jp
+    except OSError as exc:
+        raise LabkitError(f"cannot write the report: {exc.strerror or exc}", file=str(out_dir), field="--out") \
+            from None
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
     return paths

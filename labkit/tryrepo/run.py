@@ -109,6 +109,10 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         raise LabkitError("must be 0 or more", field="--history")
     if opts.history > MAX_HISTORY:
         raise LabkitError(f"at most {MAX_HISTORY} commits can be checked (got {opts.history})", field="--history")
+    if opts.out is not None:
+        from labkit.tryrepo.report import check_out_dir
+
+        check_out_dir(Path(opts.out))  # an existing file, say: fail before the analysis, naming --out
     wall0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="labkit-try-")
     runs: dict[str, TargetRun] = {}

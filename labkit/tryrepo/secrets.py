@@ -1,12 +1,16 @@
 """Plaintext secrets in the repository: ``labkit.secrets.guard`` when present, a minimal check otherwise.
 
-``scan_file(file, text, docs)`` returns ``(document, SecretFinding)`` pairs
-for one YAML file — the tree's files from the index, and earlier versions of
-files read from git history.  Findings name the offending keys and fields,
-never their values.
+``scan_file(file, docs)`` returns ``(document, SecretFinding)`` pairs for
+one YAML file's documents as ``labkit.tryrepo.index`` read them — the tree's
+files from the index, and earlier versions of files read from git history,
+both through ``labkit.gitops.yamlbounds``, so the scan never parses text
+itself and never sees a file over a limit (an alias bomb in ``docs/`` is
+refused by the index, not expanded here).  Findings name the offending keys
+and fields, never their values.
 
 With ``labkit.secrets.guard`` (the project's commit guard) importable, its
-``check_text`` decides what is a credential — plaintext ``Secret`` values
+per-document check (the one ``check_text`` runs on each document it parses)
+decides what is a credential — plaintext ``Secret`` values
 (SOPS-encrypted Secrets with a ``mac`` and ``ENC[...]`` values, SealedSecrets
 and ExternalSecrets pass), base64 values that decode to credential-looking
 text, known token shapes (PEM keys, age keys, AWS / GitHub / Slack tokens,
@@ -30,9 +34,10 @@ repository) is reported too: the guard does not look inside kustomizations.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from labkit.tryrepo.index import SourceDoc
 
@@ -166,20 +171,20 @@ def _label(data: Any) -> str:
     return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
 
 
-def scan_file(file: str, text: str, docs: list[SourceDoc]) -> list[tuple[SourceDoc, SecretFinding]]:
-    """Findings of one YAML file, each with the document it is in (see the module docstring)."""
+def scan_file(file: str, docs: list[SourceDoc]) -> list[tuple[SourceDoc, SecretFinding]]:
+    """Findings of one YAML file's documents, each with the document it is in (see the module docstring)."""
     out: list[tuple[SourceDoc, SecretFinding]] = []
-    if not guard_available():
+    check_doc = _guard_check_doc()
+    if check_doc is None:
         for d in docs:
             out.extend((d, f) for f in scan_doc(d))
         return out
-    from labkit.secrets.guard import check_text
-
     for d in docs:  # secretGenerator: not covered by the guard
         out.extend((d, f) for f in scan_doc(d) if f.kind == "generator")
     groups: dict[tuple[str, str], list[Any]] = {}
-    for f in check_text(file, text):
-        groups.setdefault((f.object, f.rule), []).append(f)
+    for d in docs:
+        for f in check_doc(d.data, file, d.index):
+            groups.setdefault((f.object, f.rule), []).append(f)
     for (obj, rule), fs in groups.items():
         doc = next((d for d in docs if _label(d.data) == obj), None) or \
             next((d for d in docs if isinstance(d.data, dict)), None)
@@ -190,3 +195,14 @@ def scan_file(file: str, text: str, docs: list[SourceDoc]) -> list[tuple[SourceD
             f"{len(fs)} fields ({', '.join(fields)}) {fs[0].reason.replace('is a ', 'are ', 1)}"
         out.append((doc, SecretFinding(rule, field_path(fields[0]), fields, detail)))
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _guard_check_doc() -> Callable[[Any, str, int], list[Any]] | None:
+    """The guard's per-document check (``check_text`` minus its own, unbounded, YAML parse), or None."""
+    if not guard_available():
+        return None
+    from labkit.secrets import guard
+
+    fn = getattr(guard, "_check_doc", None)
+    return fn if callable(fn) else None
