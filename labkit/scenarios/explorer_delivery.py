@@ -399,6 +399,7 @@ class SecretsDriver(Driver):
                    "off: the secrets manager is unreachable (an outage)"),
             Toggle("webhook", "webhook", lambda: self.webhook.on, self.set_webhook, "the git host's push webhook"),
         ]
+        self.prewarm.follow(world.repo, world.flux.values())
         self.attach()
 
     def now(self) -> float:
@@ -418,8 +419,6 @@ class SecretsDriver(Driver):
         return out
 
     def _committed(self, sha: str, text: str) -> str:
-        for flux in self.w.flux.values():
-            self.prewarm.flux(flux, self.w.repo, sha)
         self.note(text)
         return f"{text} — commit {sha[:7]}"
 

@@ -21,13 +21,14 @@ the Argo CD controller's own comparison), on the objects the headless run left
 behind, so every click continues that run's clock and event log.
 
 Rendering a new revision with real kustomize takes a few hundred milliseconds of
-wall time.  When a control commits, ``Prewarm`` renders the new revision for
-every Flux Kustomization that follows the repository in a background thread —
-into the same ``Renderer`` cache, under the same key, that kustomize-controller
-uses when it reconciles that revision — and the clock buttons wait for it to
-finish before running the clock.  Virtual time and outcomes are unchanged (the
-cache is keyed by commit, and the modelled build duration is drawn as before);
-the participant's next click just does not pay for kustomize.
+wall time.  On every push to the lab's repository (a control's commit, or one the
+simulation makes itself), ``Prewarm`` starts rendering the new revision for every
+Flux Kustomization that follows it, on worker threads — into the same ``Renderer``
+cache, under the same key, that kustomize-controller uses when it reconciles that
+revision — and kustomize-controller's build waits for that render instead of
+running its own.  Virtual time and outcomes are unchanged (the cache is keyed by
+commit, and the modelled build duration is drawn as before); the renders overlap
+each other, and the participant's reading time between clicks.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from labkit.health import argo_health, kstatus
 from labkit.scenarios import explorer_panels as P
 
 __all__ = ["Control", "Toggle", "Driver", "FluxTarget", "ArgoTarget", "FleetDriver", "AppDriver", "HpaDriver",
-           "StatefulDriver", "MigrationsDriver", "Prewarm", "WebhookSwitch", "driver_for"]
+           "StatefulDriver", "MigrationsDriver", "Prewarm", "PrewarmRenderer", "WebhookSwitch", "driver_for"]
 
 
 # ------------------------------------------------------------------ controls
@@ -208,10 +209,38 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 class Prewarm:
-    """Render a new revision for the Flux Kustomizations that will build it, in the background (see module docstring)."""
+    """Render each pushed revision for the Flux Kustomizations that will build it, in the background.
+
+    ``follow(repo, fluxes)`` subscribes to the repository's pushes — the participant's
+    commits, and those the simulation makes itself (a promotion bot's merge) — and wraps
+    each ``FluxSystem``'s renderer in a ``PrewarmRenderer``.  On a push, every
+    Kustomization that follows the repository gets its render of the new revision
+    started on a worker thread, with the very arguments ``FluxSystem.build`` uses (same
+    cache entry); when kustomize-controller builds that revision, the wrapper waits for
+    the worker instead of rendering a second time.  The renders overlap each other and
+    the rest of the simulation, and after a click they go on while the participant reads.
+    """
 
     def __init__(self) -> None:
-        self.pending: list[concurrent.futures.Future] = []
+        self.futures: dict[tuple[str, str], concurrent.futures.Future] = {}
+
+    def follow(self, repo: Any, fluxes: Iterable[Any]) -> None:
+        fluxes = list(fluxes)
+        for flux in fluxes:
+            if not isinstance(flux.renderer, PrewarmRenderer):
+                flux.renderer = PrewarmRenderer(flux.renderer, self)
+
+        branch = getattr(repo, "default_branch", None) or getattr(repo, "branch", None) or "main"
+
+        def on_push(event: Any) -> None:
+            sha = getattr(event, "after", "") or ""
+            if getattr(event, "ref", "") != f"refs/heads/{branch}":
+                return  # a pull request's branch: no Kustomization follows it
+            if sha and set(sha) != {"0"}:
+                for flux in fluxes:
+                    self.flux(flux, repo, sha)
+
+        repo.on_push(on_push)
 
     def flux(self, flux: Any, repo: Any, sha: str) -> None:
         """Every Kustomization of ``flux`` whose GitRepository follows ``repo``: render ``sha`` like ``FluxSystem.build``."""
@@ -233,25 +262,58 @@ class Prewarm:
             ns = ref.get("namespace") or ks["metadata"].get("namespace") or FLUX_NAMESPACE
             if ref.get("kind") != "GitRepository" or (ns, ref.get("name")) not in sources or spec.get("suspend"):
                 continue
-            jobs.append((spec.get("path") or "./", dict(spec)))
+            path = spec.get("path") or "./"
+            if (sha, _norm(path)) not in self.futures:
+                jobs.append((path, dict(spec)))
         if not jobs:
             return
         try:
             root = repo.export(sha)  # the artifact source-controller will store (same path: cached per commit)
         except Exception:  # noqa: BLE001
             return
-        renderer = flux.renderer
+        inner = flux.renderer.inner if isinstance(flux.renderer, PrewarmRenderer) else flux.renderer
         for path, spec in jobs:
-            self.pending.append(_pool().submit(_render_quietly, renderer, path, root, sha, spec))
+            self.futures[(sha, _norm(path))] = _pool().submit(_render_quietly, inner, path, root, sha, spec)
+
+    def wait(self, sha: str | None, path: Any) -> None:
+        """Let a started render of ``(sha, path)`` finish (the caller then reads it from the cache)."""
+        f = self.futures.get((sha or "", _norm(path)))
+        if f is not None:
+            try:
+                f.result(timeout=120)
+            except Exception:  # noqa: BLE001 - the caller renders (and reports) it itself
+                pass
 
     def join(self) -> None:
-        """Wait for the renders started so far (the clock must not race them for the same cache entry)."""
-        pending, self.pending = self.pending, []
-        for f in pending:
-            try:
-                f.result(timeout=60)
-            except Exception:  # noqa: BLE001
-                pass
+        """Wait for every render started so far (benchmarks and tests)."""
+        for key in list(self.futures):
+            self.wait(*key)
+
+
+def _norm(path: Any) -> str:
+    import os
+
+    return os.path.normpath(os.fspath(path))
+
+
+class PrewarmRenderer:
+    """A ``Renderer`` stand-in that waits for a prewarm of the same revision and path before rendering."""
+
+    def __init__(self, inner: Any, prewarm: Prewarm):
+        self.inner = inner
+        self.prewarm = prewarm
+
+    def render(self, directory: Any, *, root: Any = None, key: str | None = None, overrides: Any = None) -> Any:
+        self.prewarm.wait(key, directory)
+        return self.inner.render(directory, root=root, key=key, overrides=overrides)
+
+    def render_documents(self, directory: Any, *, root: Any = None, key: str | None = None,
+                         overrides: Any = None) -> Any:
+        self.prewarm.wait(key, directory)
+        return self.inner.render_documents(directory, root=root, key=key, overrides=overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _render_quietly(renderer: Any, path: str, root: Any, sha: str, spec: dict) -> None:
@@ -656,7 +718,6 @@ class Driver:
         return self.now()
 
     def advance(self, seconds: float) -> str:
-        self.prewarm.join()
         t0 = self.now()
         self.run_clock(seconds)
         return f"the clock ran {seconds:g} s: {t0:,.1f} s → {self.now():,.1f} s"
@@ -747,6 +808,7 @@ class FleetDriver(Driver):
                                        "suspend the apps Kustomization (runbooks say so before a hotfix)"))
         self.toggles.insert(0, Toggle("webhook", "webhook", lambda: self.webhook.on, self.set_webhook,
                                       "the git host's push webhook to Flux's receiver"))
+        self.prewarm.follow(lab.repo, lab.flux.values())
         self.attach()
 
     # ---------------------------------------------------------------- clock and logs
@@ -765,8 +827,6 @@ class FleetDriver(Driver):
     # ---------------------------------------------------------------- controls
     def _committed(self, sha: str, text: str) -> str:
         self._mine.append(sha)
-        for flux in self.lab.flux.values():
-            self.prewarm.flux(flux, self.lab.repo, sha)
         self.note(text)
         return f"{text} — commit {sha[:7]}"
 
@@ -952,6 +1012,9 @@ class AppDriver(Driver):
         self.webhooks = {v: WebhookSwitch(lb.repo, self._enabler(lb)) for v, lb in self._labs.items()}
         self.toggles.append(Toggle("webhook", "webhook", lambda: self.webhooks[self.view].on, self.set_webhook,
                                    "the git host's push webhook"))
+        for lb in self._labs.values():
+            if lb.dialect == "flux":
+                self.prewarm.follow(lb.repo, [lb.flux])
 
     @staticmethod
     def _enabler(lab: Any) -> Callable[[], Any]:
@@ -985,10 +1048,7 @@ class AppDriver(Driver):
 
     # ---------------------------------------------------------------- controls shared by the app labs
     def _committed(self, sha: str, text: str) -> str:
-        lab = self.current
         self._mine.append(sha)
-        if lab.dialect == "flux":
-            self.prewarm.flux(lab.flux, lab.repo, sha)
         self.note(text)
         return f"{text} — commit {sha[:7]}"
 

@@ -64,7 +64,15 @@ class PromotionBot:
         self.promoted: list[dict[str, Any]] = []
         self.blocked: list[dict[str, Any]] = []
         self._seen_fail: set[str] = set()
+        self._tags: dict[tuple[str, str], str | None] = {}  # (environment, commit) -> tag: commits never change
         lab.env.process(self.run())
+
+    def tag(self, environment: str, sha: str) -> str | None:
+        """``tag_in_git`` for a commit, read once per (environment, commit)."""
+        key = (environment, sha)
+        if key not in self._tags:
+            self._tags[key] = tag_in_git(self.lab, environment, sha)
+        return self._tags[key]
 
     def run(self):
         lab = self.lab
@@ -76,7 +84,7 @@ class PromotionBot:
                 continue
             sha = attempted.rsplit(":", 1)[-1]
             ready = lab.ready("staging")
-            tag = tag_in_git(lab, "staging", sha)
+            tag = self.tag("staging", sha)
             if ready.get("status") == "False" and ready.get("reason") == "HealthCheckFailed":
                 if sha not in self._seen_fail:
                     self._seen_fail.add(sha)
@@ -86,7 +94,7 @@ class PromotionBot:
                 continue
             if ready.get("status") != "True" or st.get("lastAppliedRevision") != attempted:
                 continue
-            prod_tag = tag_in_git(lab, "prod", lab.repo.head())
+            prod_tag = self.tag("prod", lab.repo.head())
             if tag is None or tag == prod_tag:
                 continue
             path = f"{lab.overlay('prod')}/kustomization.yaml"

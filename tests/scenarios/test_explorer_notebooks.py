@@ -1,0 +1,64 @@
+"""``labkit run NAME --param explorer=true`` leaves a widget view in the executed notebook of every scenario but fleet.
+
+The explorer cell is each scenario notebook's last cell, and its last expression
+is the explorer: Jupyter displays it.  Executed headless through the runner (as
+``labkit run`` does, with the same harness as ``tests/test_notebooks.py``), that
+cell's outputs must hold an ``application/vnd.jupyter.widget-view+json`` view.
+The long studies run with reduced sizes (the explorer does not depend on them);
+with ``explorer`` left at the YAML default (false) the same cell outputs nothing,
+which ``tests/test_notebooks.py`` covers by running every notebook with its defaults.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit import runner, scenario
+
+REPO = Path(__file__).resolve().parent.parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: every scenario with a live explorer (all but fleet; 00-start-here has its own playground)
+EXPLORER_SCENARIOS = ("tour", "promotion", "drift", "hpa-conflict", "rollback", "secrets", "migrations",
+                      "stateful-edges", "push-vs-pull")
+#: smaller studies, to keep the run time modest
+SMALL = {
+    "rollback": {"runs": "4", "sweep_poll_intervals_s": "[60]", "sweep_ci_loads": "[0.0]",
+                 "sweep_readiness_delays_s": "[10]"},
+    "push-vs-pull": {"days": "7", "services": "5"},
+    "secrets": {"key_bits": "2048"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _repo_home(monkeypatch):
+    monkeypatch.setenv("LABKIT_HOME", str(REPO))
+
+
+def test_every_scenario_but_fleet_declares_the_explorer_parameter_false_by_default():
+    names = {sc.name for sc in scenario.load_all(REPO / "scenarios")}
+    assert set(EXPLORER_SCENARIOS) <= names
+    for name in EXPLORER_SCENARIOS:
+        sc = scenario.load(REPO / "scenarios" / f"{name}.yaml", base=REPO)
+        p = sc.parameters.get("explorer")
+        assert p is not None and p.type == "bool" and p.default is False, name
+        nb = nbformat.read(sc.notebook, as_version=4)
+        last = [c for c in nb.cells if c.cell_type == "code"][-1]
+        assert "explore(" in last.source and "enabled=explorer" in last.source, name
+        # the explorer is the cell's last expression, never inside a block (Jupyter would display nothing)
+        assert last.source.rstrip().splitlines()[-1].startswith("explore("), name
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", EXPLORER_SCENARIOS)
+def test_run_with_explorer_true_leaves_a_widget_view(name, tmp_path):
+    sc = scenario.load(REPO / "scenarios" / f"{name}.yaml", base=REPO)
+    params = {"explorer": "true", **SMALL.get(name, {})}
+    res = runner.run_scenario(sc, params, out_dir=tmp_path / name, timeout=900)
+    assert res.ok, res.error
+    nb = nbformat.read(tmp_path / name / f"{name}.ipynb", as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    views = [o for o in last.outputs if WIDGET_VIEW in (o.get("data") or {})]
+    assert views, f"{name}: the explorer cell has no widget view (outputs: {[o.get('output_type') for o in last.outputs]})"
+    assert not [o for o in last.outputs if o.get("output_type") == "error"]
