@@ -21,7 +21,11 @@ hands.  One reusable core, ``Explorer``, around a per-scenario driver
 Every click runs the same simulation objects the headless scenario ran — the
 explorer adds no second model — and then refreshes every panel.  ``click``,
 ``toggle`` and ``select`` drive it programmatically (tests, benchmarks);
-``latencies`` keeps each click's wall time (handler + refresh).
+``latencies`` keeps each click's wall time (handler + refresh).  In the browser the
+widgets carry CSS classes: ``lkx-explorer`` on the whole explorer,
+``lkx-button-<key>`` on each button (``lkx-button-commit``, ``lkx-button-plus-10-min``),
+``lkx-toggle-<key>`` on each switch and ``lkx-panel-<name>`` on each panel (``status``,
+``note``, ``timeline``, ``plan``, ``events``, ``conditions``, ``live``, ``owners``).
 
 Whether the explorer shows is the scenario's ``explorer`` parameter: the
 notebooks' parameters cell says ``explorer = True`` (what JupyterLab runs),
@@ -99,6 +103,14 @@ class Explorer:
             rows.append(self.view_selector)
         rows += [self.panels["note"], self.panels["status"], self.panels["timeline"], self.tabs]
         self.widget = widgets.VBox(rows)
+        # stable hooks for browser tests and styling: lkx-explorer, lkx-button-<key>, lkx-toggle-<key>, lkx-panel-<name>
+        self.widget.add_class("lkx-explorer")
+        for key, b in self.buttons.items():
+            b.add_class("lkx-button-" + _css(key))
+        for key, t in self.toggles.items():
+            t.add_class("lkx-toggle-" + _css(key))
+        for key, w in self.panels.items():
+            w.add_class("lkx-panel-" + key)
         self.refresh("")
 
     # ---------------------------------------------------------------- Jupyter
@@ -185,6 +197,13 @@ class Explorer:
         self.panels["owners"].value = _safe(
             lambda: "".join(P.owners_table(obj, title=title) for title, obj in d.owners()) or
             "<i>no managed fields</i>", "", label="owners")
+
+
+def _css(key: str) -> str:
+    """A button key as a CSS class part: ``+10 min`` → ``plus-10-min``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", key.lower().replace("+", "plus-")).strip("-")
 
 
 def _safe(fn: Callable[[], Any], default: Any, *, label: str = "") -> Any:

@@ -609,6 +609,19 @@ def _controller_write(e: Event) -> bool:
         e.event in ("Deleted",) and not who)
 
 
+_ROUTINE = {("kubelet", "Created"), ("kubelet", "Started"), ("default-scheduler", "Scheduled")}
+
+
+def routine(e: Event) -> bool:
+    """Events the events panel leaves out (the timeline keeps what matters of them): polls that found
+    nothing new, Argo CD refreshes that found the app in sync, container starts, scheduling, and the
+    API writes the workload controllers make on their own."""
+    if e.event == "Fetched" or (e.component, e.event) in _ROUTINE or _controller_write(e):
+        return True
+    return e.component == "argocd-application-controller" and e.event == "Refreshed" and \
+        (e.detail or {}).get("sync") == "Synced"
+
+
 def _is_warning(e: Event) -> bool:
     return (e.detail or {}).get("type") == "Warning" or any(
         w in e.event for w in ("Fail", "Error", "BackOff", "Blocked", "Refused", "Drift", "Exceeded"))
@@ -726,11 +739,14 @@ class Driver:
         self.actions.append(P.Mark(self.now(), "people & CLI", text, colour="#6f42c1"))
 
     def events(self, n: int | None = None) -> list[Event]:
-        """The newest events of the view, newest first (polls that fetched nothing new left out)."""
+        """The newest events of the view, newest first, without the routine ones (``routine``)
+        and with a run of the same event on the same object shown once."""
         journal = self._journals.get(self.view) or []
         out: list[Event] = []
         for e in reversed(journal):
-            if e.event == "Fetched" or _controller_write(e):
+            if routine(e):
+                continue
+            if out and (out[-1].component, out[-1].event, out[-1].object) == (e.component, e.event, e.object):
                 continue
             out.append(e)
             if len(out) >= (n or self.event_rows):

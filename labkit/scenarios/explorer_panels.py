@@ -411,6 +411,11 @@ def event_message(e: Event) -> str:
         return f"{d['stage']} took {float(dur):.2f} s" if isinstance(dur, (int, float)) else str(d["stage"])
     if "plan" in d:
         return f"plan: {d['plan']}"
+    for key in ("reason", "error"):  # a sentence in its own right
+        if isinstance(d.get(key), str) and len(d[key]) > 24:
+            rest = {k: v for k, v in d.items() if k not in (key, "started", "duration", "stage", "time")}
+            tail = ", ".join(f"{k}={fmt_value(v, 24)}" for k, v in rest.items())
+            return d[key] + (f" ({tail})" if tail else "")
     skip = {"started", "duration", "stage", "time"}
     parts = [f"{k}={fmt_value(v, 40)}" for k, v in d.items() if k not in skip]
     return ", ".join(parts)

@@ -86,6 +86,9 @@ def test_tour_buttons_are_never_cut_off_and_the_clock_is_there(tour_ex):
     for key in ("commit", "bad", "revert", "hotfix", "limit", "reconcile", *CLOCK_STEPS):
         assert key in tour_ex.buttons
     assert all(b.layout.width == "auto" for b in tour_ex.buttons.values())
+    assert "lkx-button-plus-10-min" in tour_ex.buttons["+10 min"]._dom_classes  # hooks for the browser tests
+    assert "lkx-panel-plan" in tour_ex.panels["plan"]._dom_classes
+    assert "lkx-explorer" in tour_ex.widget._dom_classes
     assert "webhook" in tour_ex.toggles
     assert tour_ex.widget._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]
     assert tour_ex._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]

@@ -1,7 +1,7 @@
 """``labkit run NAME --param explorer=true`` leaves a widget view in the executed notebook of every scenario but fleet.
 
-The explorer cell is each scenario notebook's last cell, and its last expression
-is the explorer: Jupyter displays it.  Executed headless through the runner (as
+The explorer cell (the code cell calling ``explore(...)``) ends with the explorer as
+its last expression: Jupyter displays it.  Executed headless through the runner (as
 ``labkit run`` does, with the same harness as ``tests/test_notebooks.py``), that
 cell's outputs must hold an ``application/vnd.jupyter.widget-view+json`` view.
 The long studies run with reduced sizes (the explorer does not depend on them);
@@ -31,6 +31,13 @@ SMALL = {
 }
 
 
+def explorer_cell(nb):
+    """The code cell that shows the explorer (``explore(...)``): exactly one per notebook."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and "explore(" in c.source]
+    assert len(cells) == 1, f"expected one explorer cell, found {len(cells)}"
+    return cells[0]
+
+
 @pytest.fixture(autouse=True)
 def _repo_home(monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(REPO))
@@ -43,11 +50,10 @@ def test_every_scenario_but_fleet_declares_the_explorer_parameter_false_by_defau
         sc = scenario.load(REPO / "scenarios" / f"{name}.yaml", base=REPO)
         p = sc.parameters.get("explorer")
         assert p is not None and p.type == "bool" and p.default is False, name
-        nb = nbformat.read(sc.notebook, as_version=4)
-        last = [c for c in nb.cells if c.cell_type == "code"][-1]
-        assert "explore(" in last.source and "enabled=explorer" in last.source, name
+        cell = explorer_cell(nbformat.read(sc.notebook, as_version=4))
+        assert "enabled=explorer" in cell.source, name
         # the explorer is the cell's last expression, never inside a block (Jupyter would display nothing)
-        assert last.source.rstrip().splitlines()[-1].startswith("explore("), name
+        assert cell.source.rstrip().splitlines()[-1].startswith("explore("), name
 
 
 @pytest.mark.notebooks
@@ -57,8 +63,7 @@ def test_run_with_explorer_true_leaves_a_widget_view(name, tmp_path):
     params = {"explorer": "true", **SMALL.get(name, {})}
     res = runner.run_scenario(sc, params, out_dir=tmp_path / name, timeout=900)
     assert res.ok, res.error
-    nb = nbformat.read(tmp_path / name / f"{name}.ipynb", as_version=4)
-    last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    views = [o for o in last.outputs if WIDGET_VIEW in (o.get("data") or {})]
-    assert views, f"{name}: the explorer cell has no widget view (outputs: {[o.get('output_type') for o in last.outputs]})"
-    assert not [o for o in last.outputs if o.get("output_type") == "error"]
+    cell = explorer_cell(nbformat.read(tmp_path / name / f"{name}.ipynb", as_version=4))
+    views = [o for o in cell.outputs if WIDGET_VIEW in (o.get("data") or {})]
+    assert views, f"{name}: the explorer cell has no widget view (outputs: {[o.get('output_type') for o in cell.outputs]})"
+    assert not [o for o in cell.outputs if o.get("output_type") == "error"]
