@@ -233,8 +233,8 @@ class JsonLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loader producing JSON-compatible data (timestamps stay strings)."""
 
 
-JsonLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+JsonLoader.yaml_implicit_resolvers = {  # timestamps stay strings; a plain `=` (YAML 1.1 "value") is the string "="
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
@@ -281,8 +281,13 @@ def parse_manifests(text: str, *, source: str = "<string>") -> list[dict[str, An
     line and column) on a syntax error, a repeated mapping key, or a document
     that is not a mapping.
     """
+    from labkit.gitops.yamlbounds import YamlLimitError, scan_limits  # it imports this module
+
     try:
+        scan_limits(text, source)  # documents, depth, nodes, alias expansion: before anything is built
         docs = list(yaml.load_all(text, Loader=StrictLoader))  # noqa: S506 - safe loader subclass
+    except YamlLimitError as exc:
+        raise ManifestError(source, exc.line, None, exc.reason) from None
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
     except RecursionError:
@@ -347,11 +352,7 @@ def lint_manifest(path: str | os.PathLike[str], display: str | None = None) -> l
     full = os.fspath(path)
     shown = display or full
     prefix = f"failed to decode Kubernetes YAML from {shown}: "
-    try:
-        with open(full, "rb") as fh:
-            text = fh.read().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BuildError(shown, f"{prefix}not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    text = _bounded_text(full, shown)
     try:
         _check_aliases(text, shown)
         return list(yaml.load_all(text, Loader=StrictLoader))  # noqa: S506 - safe loader subclass
@@ -359,6 +360,25 @@ def lint_manifest(path: str | os.PathLike[str], display: str | None = None) -> l
         raise BuildError(shown, prefix + _yaml_error(exc, shown).detail) from None
     except RecursionError:
         raise BuildError(shown, f"{prefix}nesting too deep to parse") from None
+
+
+def _bounded_text(full: str, shown: str) -> str:
+    """The text of a manifest kustomize or Flux's generator will read, within ``labkit.gitops.yamlbounds``' limits.
+
+    Size (checked before reading), encoding, documents, nesting and nodes: a file over a limit is a
+    ``BuildError`` naming it — kustomize would otherwise spend minutes and gigabytes on it.
+    """
+    from labkit.gitops.yamlbounds import YamlLimitError, read_yaml_file, scan_limits  # it imports this module
+
+    try:
+        text = read_yaml_file(full, shown)
+        scan_limits(text, shown)
+    except YamlLimitError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise BuildError(shown, f"failed to decode Kubernetes YAML from {shown}: {where}{exc.reason}") from None
+    except (yaml.YAMLError, RecursionError):
+        return text  # a syntax error: reported by the strict reading with its line
+    return text
 
 
 def _check_aliases(text: str, shown: str) -> None:
@@ -423,12 +443,7 @@ def _lint_build(root_real: str, start: str, *, strict: bool) -> None:
                 if strict:
                     lint_manifest(real, _rel(real, root_real))
                     continue
-                try:
-                    with open(real, "rb") as fh:
-                        text = fh.read().decode("utf-8")
-                    _check_aliases(text, _rel(real, root_real))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-                    continue  # kustomize reports unreadable files itself (and the strict pass names them)
+                _bounded_text(real, _rel(real, root_real))  # size, encoding, documents, aliases, depth
 
 
 def _load_json(text: str) -> Any:

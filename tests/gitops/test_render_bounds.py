@@ -1,0 +1,36 @@
+"""Render paths read repository YAML in bounded time and memory, and read what kustomize prints."""
+from __future__ import annotations
+
+import pytest
+
+from labkit.gitops.render import BuildError, ManifestError, parse_manifests, render
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def test_a_plain_manifest_alias_bomb_is_refused_before_it_expands():
+    with pytest.raises(ManifestError) as err:
+        parse_manifests(BOMB, source="apps/bomb.yaml")
+    assert str(err.value).startswith("apps/bomb.yaml")
+
+
+def test_a_manifest_over_the_document_limit_is_refused_naming_it(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "many.yaml").write_text("".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n"
+                                           for i in range(10_001)))
+    with pytest.raises(BuildError) as err:
+        render("app", root=tmp_path)
+    assert "failed to decode Kubernetes YAML from" in str(err.value) and "app/many.yaml" in str(err.value)
+    assert "more than 10,000 YAML documents" in str(err.value)
+
+
+def test_a_plain_equals_sign_from_kustomize_is_the_string_it_is(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: eq\ndata:\n  op: \"=\"\n")
+    (app / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    [cm] = render("app", root=tmp_path)
+    assert cm["data"]["op"] == "="
