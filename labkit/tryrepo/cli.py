@@ -58,6 +58,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default 0)")
     p.add_argument("--out", metavar="DIR", help="write report.html, report.json and figures here")
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout (nothing else)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="let kustomize fetch remote bases and resources (http(s), git) over the network, with a "
+                        "timeout and size limit; without it they are refused and nothing reaches the network")
     p.add_argument("--strict", action="store_true", help="exit 1 when a unit failed or an error pitfall was found")
     p.set_defaults(func=cmd_try)
     return p
@@ -115,7 +118,7 @@ def _cmd_try(args: argparse.Namespace) -> int:
 
     opts = TryOptions(paths=list(args.path), dialect=args.dialect, ref=args.ref, history=args.history,
                       seed=args.seed, missing_images=list(args.missing_image),
-                      out=Path(args.out) if args.out else None)
+                      out=Path(args.out) if args.out else None, allow_remote=bool(args.allow_remote))
     if args.json:
         result = try_repo(args.target, opts)
     else:

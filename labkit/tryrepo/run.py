@@ -58,6 +58,7 @@ class TryOptions:
     missing_images: list[str] = field(default_factory=list)
     out: Path | None = None
     figures: bool = True
+    allow_remote: bool = False  # fetch remote kustomize bases (network); refused otherwise
 
 
 @dataclass
@@ -121,7 +122,7 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         paths = [check_subpath(source.root, p) for p in opts.paths]
         upgraded = _upgrade_flux_versions(source.root)
         index = SourceIndex(source.root)
-        builder = Builder(source.root, source.revision, source.display, index)
+        builder = Builder(source.root, source.revision, source.display, index, allow_remote=opts.allow_remote)
         disc = discover(source, index, builder, paths=paths, dialect=opts.dialect)
         if upgraded:
             disc.notes.append(f"Flux v1beta1/v1beta2 objects read as v1 in: {', '.join(upgraded)}")
@@ -142,6 +143,10 @@ def try_repo(target: str, options: TryOptions | None = None) -> TryResult:
         rep.unreconciled = [{"unit": u.ref, "dialect": u.dialect, "path": u.path, "file": u.file, "line": u.line,
                              "why": why} for u, why in disc.unreconciled]
         rep.notes = list(disc.notes) + refusal_notes(source.refused)
+        from labkit.gitops import sandbox
+
+        if not sandbox.available():
+            rep.notes.append(f"confinement: {sandbox.status()}")
         if not disc.targets:
             rep.notes.append("nothing to reconcile was found")
         if history is not None:
