@@ -78,8 +78,10 @@ class Explorer:
             b.on_click(lambda _b, s=seconds: self._act(lambda: driver.advance(s)))
             self.buttons[label] = b
         for tg in driver.toggles:
-            t = widgets.ToggleButton(value=bool(tg.get()), description=tg.label, tooltip=tg.tooltip or tg.label,
-                                     icon="toggle-on" if tg.get() else "toggle-off", layout=_AUTO)
+            on = bool(tg.get())
+            t = widgets.ToggleButton(value=on, description=tg.label, tooltip=tg.tooltip or tg.label,
+                                     icon="toggle-on" if on else "toggle-off", button_style="success" if on else "",
+                                     layout=_AUTO)
             t.observe(lambda change, g=tg: self._on_toggle(g, change), names="value")
             self.toggles[tg.key] = t
         self.view_selector: widgets.ToggleButtons | None = None
@@ -87,7 +89,8 @@ class Explorer:
             self.view_selector = widgets.ToggleButtons(options=driver.views, value=driver.view,
                                                        description="view:", style={"button_width": "auto"})
             self.view_selector.observe(self._on_view, names="value")
-        self.panels: dict[str, widgets.HTML] = {k: widgets.HTML() for k in ("status", "note", "timeline", *TABS)}
+        self.panels: dict[str, widgets.HTML] = {k: widgets.HTML(layout=widgets.Layout(width="100%", overflow="auto"))
+                                                for k in ("status", "note", "timeline", *TABS)}
         self.tabs = widgets.Tab(children=[self.panels[k] for k in TABS])
         for i, k in enumerate(TABS):
             self.tabs.set_title(i, _TAB_TITLES[k])
@@ -159,6 +162,7 @@ class Explorer:
             return
         value = bool(change["new"])
         self.toggles[tg.key].icon = "toggle-on" if value else "toggle-off"
+        self.toggles[tg.key].button_style = "success" if value else ""
         self._act(lambda: tg.set(value))
 
     def _on_view(self, change: dict) -> None:
@@ -170,6 +174,7 @@ class Explorer:
                 current = bool(_safe(tg.get, False))
                 t.value = current
                 t.icon = "toggle-on" if current else "toggle-off"
+                t.button_style = "success" if current else ""
         finally:
             self._syncing = False
         self.refresh(f"showing {change['new']}")

@@ -291,8 +291,10 @@ def _kept_rows(L: dict, A: dict, lp: set, ap: set, desired: Mapping[str, Any] | 
 
 # ------------------------------------------------------------------ HTML
 
-_CELL = "padding:1px 6px;border-bottom:1px solid #e3e3e3;vertical-align:top;text-align:left"
-_HEAD = _CELL + ";background:#f3f3f3;font-weight:600"
+_CELL = ("padding:1px 6px;border-bottom:1px solid #e3e3e3;vertical-align:top;text-align:left;"
+         "overflow-wrap:anywhere")
+_HEAD = _CELL.replace("overflow-wrap:anywhere", "white-space:nowrap") + ";background:#f3f3f3;font-weight:600"
+_CODE = "white-space:normal;overflow-wrap:anywhere;font-size:11px"
 _KIND_STYLE = {"change": "#b35c00", "add": "#1a7f37", "remove": "#c0392b", "kept": "#6f42c1"}
 _KIND_WORD = {"change": "changes", "add": "adds", "remove": "removes", "kept": "keeps"}
 _ACTION_STYLE = {"configured": "#b35c00", "created": "#1a7f37", "prune": "#c0392b", "failed": "#c0392b",
@@ -304,7 +306,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, raw: bool = 
     head = "".join(f'<th style="{_HEAD}">{esc(h)}</th>' for h in headers)
     body = "".join("<tr>" + "".join(f'<td style="{_CELL}">{c if raw else esc(c)}</td>' for c in r) + "</tr>"
                    for r in rows)
-    return f'<table style="border-collapse:collapse;font-size:12px;margin:2px 0 6px 0">' \
+    return f'<table style="border-collapse:collapse;font-size:12px;margin:2px 0 6px 0;max-width:100%">' \
            f"<tr>{head}</tr>{body}</table>"
 
 
@@ -338,10 +340,10 @@ def plan_html(plans: Sequence[ObjectPlan], *, header: str = "", applier: str = "
                     after = "removed"
                 if r.kind == "kept":
                     after = "stays with its owner"
-                rows.append([f'<code>{esc(r.path)}</code>',
-                             f'<span style="color:{colour};font-weight:600">{_KIND_WORD[r.kind]}</span>',
-                             f"<code>{esc(fmt_value(r.before))}</code>",
-                             f"<code>{esc(fmt_value(r.after))}</code>" if r.kind != "kept" else "—",
+                rows.append([f'<code style="{_CODE}">{esc(r.path)}</code>',
+                             f'<span style="color:{colour};font-weight:600;white-space:nowrap">{_KIND_WORD[r.kind]}</span>',
+                             f'<code style="{_CODE}">{esc(fmt_value(r.before, 48))}</code>',
+                             f'<code style="{_CODE}">{esc(fmt_value(r.after, 48))}</code>' if r.kind != "kept" else "—",
                              esc(who), esc(after) + (f'<br><span style="color:#6f42c1">{esc(r.note)}</span>'
                                                      if r.note else "")])
             parts.append(table(["field", "apply", "live now", "after apply", "owned now by", "then"], rows, raw=True))
@@ -459,7 +461,7 @@ def timeline_svg(marks: Sequence[Mark], lanes: Sequence[str], t0: float, t1: flo
     if unit is None:
         unit = "h" if span > 4 * 3600 else "min" if span > 300 else "s"
     scale = {"s": 1.0, "min": 60.0, "h": 3600.0}[unit]
-    left, right, lane_h, top = 130, 10, 18, 6
+    left, right, lane_h, top = 130, 34, 18, 6
     plot_w = width - left - right
     height = top + lane_h * len(lanes) + 22
 
