@@ -3,6 +3,8 @@
 #   make lab    set up .venv (once), then run every scenario headless into reports/
 #   make test   set up .venv (once), then run the whole test suite (tests/)
 #   make bench  set up .venv (once), then `labkit bench`: every benchmarks/bench_*.py, one table
+#   make setup  only set up .venv (what the dev container and Binder run)
+#   make browser  the browser tests only (JupyterLab in Debian's Chromium; screenshots in reports/browser/)
 #
 # Setup is one `python3 -m venv .venv` plus `pip install -e .[test]`.  The install
 # is redone only when pyproject.toml changes (or .venv is deleted): a stamp file
@@ -19,13 +21,15 @@ STAMP := $(VENV)/.labkit-installed
 OUT   ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: lab test bench setup clean help controlplane
+.PHONY: lab test bench setup clean help controlplane browser durations
 
 help:
 	@echo "make lab    run every scenario headless on the embedded simulator into $(OUT)/"
 	@echo "make test   run the whole test suite (unit tests and notebook execution)"
 	@echo "make bench  run every benchmarks/bench_*.py and print one table (labkit bench)"
 	@echo "make setup  only create .venv and install labkit into it"
+	@echo "make browser  the browser tests only: JupyterLab in Debian's Chromium (apt-get install chromium)"
+	@echo "make durations  measure every notebook's headless run time (labkit/data/workshop-durations.yaml)"
 	@echo "make clean  remove .venv and $(OUT)/"
 
 setup: $(STAMP)
@@ -67,6 +71,14 @@ controlplane: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(VENV)/bin/labkit bench $(BENCH_ARGS)
+
+# The browser tests alone (tests/browser): `labkit lab` on 127.0.0.1 driven in Debian's Chromium.
+browser: $(STAMP)
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+# Each notebook's headless run time, measured with `labkit run NAME` (the workshop map and guide quote them).
+durations: $(STAMP)
+	$(PY) -m labkit.workshop.durations
 
 clean:
 	rm -rf $(VENV) $(OUT)

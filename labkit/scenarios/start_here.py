@@ -553,48 +553,91 @@ class PrinciplesPlayground:
         dep = lab.deployment(ENV) or {}
         st = dep.get("status") or {}
         self.status.value = (
-            f"<div class='labkit-status'><b>t = {lab.now / 60:.1f} min</b> &nbsp; {e(note)}<br>"
-            f"apps Ready: <b>{e(ready.get('status', '?'))}</b> {e(ready.get('reason', ''))} — "
-            f"{e(str(ready.get('message', ''))[:200])}<br>"
+            f"<div class='labkit-status' style='font-size:13px;line-height:1.6'>"
+            f"<b>t = {lab.now / 60:.1f} min</b> (virtual) &nbsp; <span style='background:#eef5ff;padding:1px 6px'>"
+            f"{e(note)}</span><br>"
             f"live: image <b>{e(tag_of(lab.image(ENV)))}</b>, memory limit <b>{e(str(memory_limit(dep)))}</b>, "
             f"{st.get('updatedReplicas', 0)} updated / {st.get('readyReplicas', 0)} ready of "
-            f"{(dep.get('spec') or {}).get('replicas', '?')}</div>")
-        self.panels.value = "".join([self._declarative(), self._versioned(), self._pulled(), self._events()])
+            f"{(dep.get('spec') or {}).get('replicas', '?')} &nbsp;·&nbsp; apps Kustomization "
+            f"Ready=<b>{e(ready.get('status', '?'))}</b> {e(ready.get('reason', ''))}: "
+            f"{e(str(ready.get('message', ''))[:160])}</div>")
+        cards = [self._declarative(), self._versioned(), self._pulled(), self._reconciled()]
+        self.panels.value = _PG_STYLE + "<div class='labkit-pg'>" + "".join(
+            f"<div class='card'>{c}</div>" for c in cards) + "</div>"
 
     @staticmethod
     def _table(df: pd.DataFrame, cls: str) -> str:
         if df.empty:
-            return "<i>nothing yet</i>"
+            return "<i class='muted'>nothing yet</i>"
         return df.to_html(index=False, escape=True, classes=cls, border=0, na_rep="-")
 
     def _declarative(self) -> str:
         d = declared_vs_live(self.lab, ("apps",))
-        cols = ["object", "in git (desired)", "live", "plan", "drift"]
-        return ("<h4>1 · Declarative — git (desired) vs live, and the next reconcile's plan</h4>"
-                + self._table(d[cols] if len(d) else d, "labkit-declarative"))
+        rows = "".join(
+            f"<tr><td>{html.escape(r['object'])}</td><td>{html.escape(r['in git (desired)'])}</td>"
+            f"<td>{html.escape(r['live'])}</td><td><b class='{'drift' if r['plan'] != 'unchanged' else ''}'>"
+            f"{html.escape(r['plan'])}</b>{'<br><span class=muted>' + html.escape(r['drift']) + '</span>' if r['drift'] else ''}"
+            f"</td></tr>" for _, r in d.iterrows())
+        return ("<h4>1 · Declarative: git (desired) vs live, and the next reconcile's plan</h4>"
+                "<table><tr><th>object</th><th>in git</th><th>live</th><th>plan</th></tr>" + rows + "</table>")
 
     def _versioned(self) -> str:
         r = deploy_record(self.lab).tail(6)
-        return (f"<h4>2 · Versioned — <code>git log -- {OVERLAY}</code> (the deploy record, newest last)</h4>"
-                + self._table(r, "labkit-record"))
+        rows = "".join(
+            f"<tr><td><code>{html.escape(x.commit)}</code></td><td>{html.escape(x.author)}</td>"
+            f"<td>{html.escape(x.message)}</td><td>{x.committed_s / 60:.1f}</td>"
+            f"<td>{'-' if x.applied_s != x.applied_s or x.applied_s is None else f'{x.applied_s / 60:.1f}'}</td>"
+            f"<td>{html.escape(x.outcome or '-')}</td></tr>" for x in r.itertuples())
+        return (f"<h4>2 · Versioned: <code>git log -- {OVERLAY}</code>, the deploy record (newest last)</h4>"
+                "<table><tr><th>commit</th><th>author</th><th>message</th><th>committed (min)</th>"
+                "<th>applied (min)</th><th>outcome</th></tr>" + rows + "</table>")
 
     def _pulled(self) -> str:
         gr = self.lab.cluster(ENV).get("source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system", "flux-system")
         art = ((gr or {}).get("status") or {}).get("artifact") or {}
+        interval = str(((gr or {}).get("spec") or {}).get("interval"))
         fetches = _fetch_times(self.lab)
         last = f"{fetches[-1] / 60:.1f} min" if fetches else "never"
         head = self.lab.repo.head()
-        behind = "" if str(art.get("revision", "")).endswith(head) else " — <b>git has a newer commit: the next poll fetches it</b>"
-        return (f"<h4>3 · Pulled — source-controller polls every "
-                f"{html.escape(str(((gr or {}).get('spec') or {}).get('interval')))}</h4>"
-                f"git HEAD <code>{head[:7]}</code>; fetched artifact <code>"
-                f"{html.escape(str(art.get('revision', '-'))[-40:][:7])}</code> (last poll at {last}){behind}")
+        fetched = str(art.get("revision", "-")).rsplit(":", 1)[-1][:7]
+        behind = ("<br><b class='drift'>git has a newer commit: the next poll fetches it</b>"
+                  if not str(art.get("revision", "")).endswith(head) else "<br>the cluster has fetched git's HEAD")
+        trace = pull_trace(self.lab).tail(4)
+        rows = "".join(f"<tr><td><code>{html.escape(x.commit)}</code></td><td>{html.escape(str(x._2))}</td>"
+                       f"<td>{x.pushed_s / 60:.1f}</td><td>{'-' if x.fetched_s != x.fetched_s or x.fetched_s is None else f'{x.fetched_s / 60:.1f}'}</td></tr>"
+                       for x in trace.itertuples())
+        return (f"<h4>3 · Pulled: source-controller polls git every {html.escape(interval)}</h4>"
+                f"git HEAD <code>{head[:7]}</code> · fetched <code>{html.escape(fetched)}</code> · last poll at "
+                f"{last}{behind}<table><tr><th>push</th><th>by</th><th>pushed (min)</th><th>fetched (min)</th></tr>"
+                + rows + "</table>")
 
-    def _events(self) -> str:
-        log = self.lab.cluster(ENV).log.records()
-        rows = [e for e in log if e.component not in ("api",)][-10:]
-        body = "".join(f"<tr><td>{e_.time / 60:.1f}</td><td>{html.escape(e_.component)}</td><td>"
+    def _reconciled(self) -> str:
+        log = self.lab.cluster(ENV).log
+        runs = [e_.time for e_ in log.filter(object="Kustomization/flux-system/apps")
+                if e_.event in ("ReconciliationSucceeded", "ReconciliationFailed")]
+        ks = self.lab.kustomization(ENV) or {}
+        interval = str((ks.get("spec") or {}).get("interval"))
+        from labkit.duration import parse_duration
+
+        nxt = f", next ≈ {(runs[-1] + parse_duration(interval)) / 60:.1f} min" if runs else ""
+        events = [e_ for e_ in log.records() if e_.component != "api"][-6:][::-1]
+        rows = "".join(f"<tr><td>{e_.time / 60:.1f}</td><td>{html.escape(e_.component)}</td><td>"
                        f"{html.escape(e_.event)}</td><td>{html.escape(e_.object)}</td><td>"
-                       f"{html.escape(_message(e_.detail)[:160])}</td></tr>" for e_ in rows)
-        return ("<h4>4 · Reconciled — newest events (minutes, component, event, object, message)</h4>"
-                f"<table class='labkit-events'>{body}</table>")
+                       f"{html.escape(_message(e_.detail)[:140])}</td></tr>" for e_ in events)
+        return (f"<h4>4 · Continuously reconciled: the apps Kustomization runs every {html.escape(interval)}</h4>"
+                f"last run at {runs[-1] / 60:.1f} min{nxt} (a drift in panel 1 is taken back then)" if runs else
+                "<h4>4 · Continuously reconciled</h4>no run yet") + (
+                "<table><tr><th>min</th><th>component</th><th>event</th><th>object</th><th>message</th></tr>"
+                + rows + "</table>")
+
+
+_PG_STYLE = """<style>
+.labkit-pg {display:grid; grid-template-columns:repeat(auto-fit, minmax(560px, 1fr)); gap:8px; font-size:12px;
+            line-height:1.35}
+.labkit-pg .card {border:1px solid #d0d7de; border-radius:6px; padding:4px 8px; background:#fff}
+.labkit-pg h4 {margin:2px 0 4px; font-size:13px}
+.labkit-pg table {border-collapse:collapse; width:100%; margin-top:3px}
+.labkit-pg th, .labkit-pg td {border-bottom:1px solid #eaeef2; padding:1px 5px; text-align:left; vertical-align:top}
+.labkit-pg .drift {color:#bf5b00}
+.labkit-pg .muted {color:#57606a}
+</style>"""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -40,6 +41,11 @@ _hints_without_workspace: dict[str, int] = {}
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _rich(text: Any) -> str:
+    """Escaped text with `backticks` shown as code (verdicts and hints quote file names and commands so)."""
+    return re.sub(r"`([^`<>]+)`", r"<code>\1</code>", _e(text))
 
 
 @dataclass
@@ -120,10 +126,10 @@ def verdict_html(verdict: Any, *, goal: str = "", title: str = "") -> str:
             f"{' — ' + _e(title) if title else ''}: <b style='color:{color}' title='{word}'>{head}</b></div>"]
     if goal:
         rows.append(f"<div><b>goal</b>: {_e(goal)}</div>")
-    rows.append(f"<div class='labkit-observed'><b>observed</b>: {_e(verdict.observed)}</div>")
-    rows += [f"<div><b>note</b>: {_e(n)}</div>" for n in verdict.notes]
+    rows.append(f"<div class='labkit-observed'><b>observed</b>: {_rich(verdict.observed)}</div>")
+    rows += [f"<div><b>note</b>: {_rich(n)}</div>" for n in verdict.notes]
     if not solved and verdict.hint:
-        rows.append(f"<div class='labkit-hint'><b>hint</b> {_e(verdict.hint)}</div>")
+        rows.append(f"<div class='labkit-hint'><b>hint</b> {_rich(verdict.hint)}</div>")
     if not solved:
         rows.append("<div style='color:#57606a'>Change the files, <code>git commit</code>, and run the check "
                     "again. <code>hint(&quot;" + _e(verdict.exercise) + "&quot;)</code> gives the next hint.</div>")
@@ -180,7 +186,7 @@ def hint(ex_id: str, workspace: Any = None) -> HTMLBlock:
     if not text:
         text = f"{ex_id}: no hints"
     return HTMLBlock(f"<div class='labkit-hint' style=\"{_BOX.format(color='#0969da')}\"><b>hint for "
-                     f"{_e(ex_id)}</b> {_e(text)}</div>", text)
+                     f"{_e(ex_id)}</b> {_rich(text)}</div>", text)
 
 
 # ------------------------------------------------------------------ the list
@@ -201,13 +207,15 @@ def exercises_table(scenario: str | None = None, *, ids: Iterable[str] | None = 
             return _problem("No exercises", f"none of {', '.join(wanted)} is an exercise (see `labkit exercises`)")
     rows = []
     lines = []
+    td = "style='text-align:left;vertical-align:top;padding:4px 8px'"
     for ex in items:
-        rows.append(f"<tr><td><code>{_e(ex.id)}</code></td><td>{_e(ex.scenario)}</td><td><b>{_e(ex.title)}</b><br>"
-                    f"{_e(ex.goal)}<br><span style='color:#57606a'>{_e(ex.task)}</span></td>"
-                    f"<td style='text-align:right'>~{ex.minutes}</td></tr>")
+        rows.append(f"<tr><td {td}><code>{_e(ex.id)}</code></td><td {td}>{_e(ex.scenario)}</td><td {td}>"
+                    f"<b>{_e(ex.title)}</b><br>{_rich(ex.goal)}<br><span style='color:#57606a'>{_rich(ex.task)}</span>"
+                    f"</td><td style='text-align:right;vertical-align:top;padding:4px 8px'>~{ex.minutes}</td></tr>")
         lines.append(f"{ex.id} ({ex.scenario}, ~{ex.minutes} min): {ex.title} — {ex.goal}")
-    head = ("<tr><th style='text-align:left'>id</th><th style='text-align:left'>scenario</th>"
-            "<th style='text-align:left'>title, goal and what to do</th><th>minutes*</th></tr>")
+    th = "style='text-align:left;padding:4px 8px'"
+    head = (f"<tr><th {th}>id</th><th {th}>scenario</th><th {th}>title, goal and what to do</th>"
+            "<th style='text-align:right;padding:4px 8px'>minutes*</th></tr>")
     foot = ("<div style='color:#57606a;font-size:0.9em'>* minutes are an estimate of a participant's time, not a "
             "measurement. Check an answer with <code>check(&quot;ID&quot;)</code> here or "
             "<code>labkit check ID</code> in a terminal.</div>")

@@ -69,3 +69,9 @@ def test_exercises_table_lists_every_exercise_with_estimated_minutes():
     scen = exercises()[0].scenario
     assert all(line.split(" ")[0] in {e.id for e in exercises(scen)} for line in repr(exercises_table(scen)).splitlines())
     assert "No exercises" in repr(exercises_table("no-such-scenario"))
+
+
+def test_backticks_become_code_after_escaping():
+    v = Verdict("x", False, "see `staging/apps.yaml` and <b>", hint="run `git commit`")
+    html = verdict_html(v)
+    assert "<code>staging/apps.yaml</code>" in html and "<code>git commit</code>" in html and "&lt;b&gt;" in html
