@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from labkit.events import Event, EventLog
-from labkit.health import argo_health, kstatus
+from labkit.health import kstatus
 from labkit.scenarios import explorer_panels as P
 
 __all__ = ["Control", "Toggle", "Driver", "FluxTarget", "ArgoTarget", "FleetDriver", "AppDriver", "HpaDriver",
@@ -94,7 +94,7 @@ def _kind_api(kind: str) -> str:
             "HorizontalPodAutoscaler": "autoscaling/v2"}.get(kind, "v1")
 
 
-def workload_html(cluster: Any, namespaces: Sequence[str], *, secret_values: bool = False) -> str:
+def workload_html(cluster: Any, namespaces: Sequence[str]) -> str:
     """Live workloads in ``namespaces``: controllers with kstatus, their pods with phase and waiting reason."""
     parts = []
     for ns in namespaces:
@@ -116,10 +116,10 @@ def workload_html(cluster: Any, namespaces: Sequence[str], *, secret_values: boo
             st = o.get("status") or {}
             util = [m.get("resource", {}).get("current", {}).get("averageUtilization")
                     for m in st.get("currentMetrics") or []]
+            cpu = util[0] if util and util[0] is not None else "—"
             rows.append([f"HPA/{o['metadata']['name']}", "", f"current {st.get('currentReplicas', '—')}, desired "
                          f"{st.get('desiredReplicas', '—')} (min {o['spec'].get('minReplicas')}, max "
-                         f"{o['spec'].get('maxReplicas')})", f"CPU {util[0] if util and util[0] is not None else '—'} %",
-                         ""])
+                         f"{o['spec'].get('maxReplicas')})", f"CPU {cpu} %", ""])
         for o in _ignore_errors(lambda: cluster.list("batch/v1", "Job", ns), []) or []:
             st = o.get("status") or {}
             rows.append([f"Job/{o['metadata']['name']}",
@@ -243,7 +243,7 @@ class Prewarm:
         repo.on_push(on_push)
 
     def flux(self, flux: Any, repo: Any, sha: str) -> None:
-        """Every Kustomization of ``flux`` whose GitRepository follows ``repo``: render ``sha`` like ``FluxSystem.build``."""
+        """Every Kustomization of ``flux`` following ``repo``: render ``sha`` as ``FluxSystem.build`` will."""
         from labkit.flux.system import FLUX_NAMESPACE
 
         cluster = flux.cluster
@@ -468,15 +468,16 @@ class ArgoTarget:
         st = app.get("status") or {}
         op = st.get("operationState") or {}
         # Argo's state lives in sync / health / operationState, not in conditions: show them as conditions
+        sync, health = st.get("sync") or {}, st.get("health") or {}
+        truth = {"Synced": "True", "OutOfSync": "False", "Healthy": "True", "Degraded": "False",
+                 "Succeeded": "True", "Failed": "False", "Error": "False"}
         synthetic = {"status": {"conditions": [
-            {"type": "Sync", "status": {"Synced": "True", "OutOfSync": "False"}.get((st.get("sync") or {}).get(
-                "status", ""), "Unknown"), "reason": (st.get("sync") or {}).get("status", ""),
-             "message": f"compared to {_short((st.get('sync') or {}).get('revision', ''))}"},
-            {"type": "Health", "status": {"Healthy": "True", "Degraded": "False"}.get(
-                (st.get("health") or {}).get("status", ""), "Unknown"),
-             "reason": (st.get("health") or {}).get("status", ""), "message": (st.get("health") or {}).get("message", "")},
-            {"type": "Operation", "status": {"Succeeded": "True", "Failed": "False", "Error": "False"}.get(
-                op.get("phase", ""), "Unknown"), "reason": op.get("phase", ""), "message": op.get("message", "")},
+            {"type": "Sync", "status": truth.get(sync.get("status", ""), "Unknown"), "reason": sync.get("status", ""),
+             "message": f"compared to {_short(sync.get('revision', ''))}"},
+            {"type": "Health", "status": truth.get(health.get("status", ""), "Unknown"),
+             "reason": health.get("status", ""), "message": health.get("message", "")},
+            {"type": "Operation", "status": truth.get(op.get("phase", ""), "Unknown"), "reason": op.get("phase", ""),
+             "message": op.get("message", "")},
             *(st.get("conditions") or [])]}}
         return [(self.label(), synthetic if app else None)]
 
@@ -490,8 +491,8 @@ class ArgoTarget:
 
     def ready_line(self) -> str:
         st = (self.object() or {}).get("status") or {}
-        return (f"sync {(st.get('sync') or {}).get('status', '?')}, health {(st.get('health') or {}).get('status', '?')}, "
-                f"last operation {(st.get('operationState') or {}).get('phase', '—')}")
+        sync, health = (st.get("sync") or {}).get("status", "?"), (st.get("health") or {}).get("status", "?")
+        return f"sync {sync}, health {health}, last operation {(st.get('operationState') or {}).get('phase', '—')}"
 
     def sync_now(self) -> str:
         try:
@@ -565,7 +566,8 @@ class ArgoTarget:
 
 # ------------------------------------------------------------------ the driver base
 
-_LANES = ("people & CLI", "git", "webhook", "source", "reconcile", "rollout", "pods", "autoscaler", "jobs & operators", "ci")
+_LANES = ("people & CLI", "git", "webhook", "source", "reconcile", "rollout", "pods", "autoscaler",
+          "jobs & operators", "ci")
 _RECONCILERS = ("kustomize-controller", "argocd-application-controller")
 
 
@@ -886,7 +888,8 @@ class FleetDriver(Driver):
 
         def mutate(obj: dict) -> None:
             c = obj["spec"]["template"]["spec"]["containers"][0]
-            c["env"] = [e for e in c.get("env") or [] if e.get("name") != "HOTFIX"] + [{"name": "HOTFIX", "value": stamp}]
+            env = [e for e in c.get("env") or [] if e.get("name") != "HOTFIX"]
+            c["env"] = env + [{"name": "HOTFIX", "value": stamp}]
 
         return self._edit(mutate, f"added env HOTFIX={stamp}")
 
@@ -1272,7 +1275,8 @@ class StatefulDriver(AppDriver):
         in_git = [d for d in yaml.safe_load_all(self.lab.repo.read("platform/postgres.yaml")) if d]
         sts = next((d for d in in_git if d.get("kind") == "StatefulSet"), None)
         want = "1Gi" if S._storage(sts) == "2Gi" else "2Gi"
-        text = S.platform_files(self.lab.dialect, storage=want, deletion_policy=self._policy())["platform/postgres.yaml"]
+        files = S.platform_files(self.lab.dialect, storage=want, deletion_policy=self._policy())
+        text = files["platform/postgres.yaml"]
         return self.commit({"platform/postgres.yaml": text}, f"pg: data volumes {want}")
 
     def toggle_databases(self) -> str:

@@ -326,9 +326,10 @@ def plan_html(plans: Sequence[ObjectPlan], *, header: str = "", applier: str = "
         colour = _ACTION_STYLE.get(p.action, "#333")
         n = len(p.changes)
         summary = f"{n} field{'s' if n != 1 else ''}" if n else "no field changes"
+        kept = f", {len(p.kept)} kept outside git" if p.kept else ""
         parts.append(f'<div style="margin-top:4px"><b>{esc(p.subject)}</b>: '
                      f'<span style="color:{colour};font-weight:600">{esc(p.action)}</span>'
-                     f' <span style="color:#666">({summary}{", " + str(len(p.kept)) + " kept outside git" if p.kept else ""})</span>'
+                     f' <span style="color:#666">({summary}{kept})</span>'
                      + (f'<br><span style="color:#666">{esc(p.note)}</span>' if p.note else "") + "</div>")
         if p.rows:
             rows = []
@@ -340,10 +341,10 @@ def plan_html(plans: Sequence[ObjectPlan], *, header: str = "", applier: str = "
                     after = "removed"
                 if r.kind == "kept":
                     after = "stays with its owner"
-                rows.append([f'<code style="{_CODE}">{esc(r.path)}</code>',
-                             f'<span style="color:{colour};font-weight:600;white-space:nowrap">{_KIND_WORD[r.kind]}</span>',
-                             f'<code style="{_CODE}">{esc(fmt_value(r.before, 48))}</code>',
-                             f'<code style="{_CODE}">{esc(fmt_value(r.after, 48))}</code>' if r.kind != "kept" else "—",
+                word = f'<span style="color:{colour};font-weight:600;white-space:nowrap">{_KIND_WORD[r.kind]}</span>'
+                after_value = f'<code style="{_CODE}">{esc(fmt_value(r.after, 48))}</code>' if r.kind != "kept" else "—"
+                rows.append([f'<code style="{_CODE}">{esc(r.path)}</code>', word,
+                             f'<code style="{_CODE}">{esc(fmt_value(r.before, 48))}</code>', after_value,
                              esc(who), esc(after) + (f'<br><span style="color:#6f42c1">{esc(r.note)}</span>'
                                                      if r.note else "")])
             parts.append(table(["field", "apply", "live now", "after apply", "owned now by", "then"], rows, raw=True))
@@ -372,17 +373,17 @@ def conditions_html(objects: Iterable[tuple[str, Mapping[str, Any] | None]]) -> 
     for label, obj in objects:
         conds = ((obj or {}).get("status") or {}).get("conditions") or []
         if obj is None:
-            rows.append([label, "—", "", "", "not found"])
+            rows.append([esc(label), "—", "", "", "not found"])
             continue
         if not conds:
-            rows.append([label, "—", "", "", "no conditions yet"])
+            rows.append([esc(label), "—", "", "", "no conditions yet"])
         for c in conds:
             status = str(c.get("status", ""))
             colour = {"True": "#1a7f37", "False": "#c0392b"}.get(status, "#b35c00")
-            rows.append([label, esc(c.get("type", "")), f'<span style="color:{colour};font-weight:600">{esc(status)}</span>',
+            rows.append([esc(label), esc(c.get("type", "")),
+                         f'<span style="color:{colour};font-weight:600">{esc(status)}</span>',
                          esc(c.get("reason", "")), esc(c.get("message", ""))])
-    return table(["object", "type", "status", "reason", "message"],
-                 [[esc(r[0]), *r[1:]] if len(r) == 5 else r for r in rows], raw=True)
+    return table(["object", "type", "status", "reason", "message"], rows, raw=True)
 
 
 # ------------------------------------------------------------------ events
@@ -434,7 +435,8 @@ def events_html(events: Sequence[Event], *, source: str = "", t0: float = 0.0) -
         warn = (e.detail or {}).get("type") == "Warning" or any(
             w in e.event for w in ("Fail", "Error", "BackOff", "Blocked", "Refused", "Drift"))
         colour = "#c0392b" if warn else "#333"
-        rows.append([f"{e.time:,.1f}", esc(e.component), f'<span style="color:{colour};font-weight:600">{esc(e.event)}</span>',
+        reason = f'<span style="color:{colour};font-weight:600">{esc(e.event)}</span>'
+        rows.append([f"{e.time:,.1f}", esc(e.component), reason,
                      esc(e.object), esc(e.revision.rsplit(":", 1)[-1][:7] if e.revision else ""),
                      esc(event_message(e))])
     return table(["t (s)", "component", "reason", "object", "rev", "message"], rows, raw=True)
@@ -482,7 +484,8 @@ def timeline_svg(marks: Sequence[Mark], lanes: Sequence[str], t0: float, t1: flo
         t = t0 + span * k / 5
         xx = x(t)
         out.append(f'<line x1="{xx:.1f}" y1="{axis_y}" x2="{xx:.1f}" y2="{axis_y + 3}" stroke="#999"/>')
-        out.append(f'<text x="{xx:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">{t / scale:,.1f} {unit}</text>')
+        out.append(f'<text x="{xx:.1f}" y="{axis_y + 13}" text-anchor="middle" fill="#555">'
+                   f'{t / scale:,.1f} {unit}</text>')
     for m in marks:
         i = index.get(m.lane)
         if i is None or (m.end if m.end is not None else m.time) < t0 or m.time > t1:

@@ -65,5 +65,6 @@ def test_run_with_explorer_true_leaves_a_widget_view(name, tmp_path):
     assert res.ok, res.error
     cell = explorer_cell(nbformat.read(tmp_path / name / f"{name}.ipynb", as_version=4))
     views = [o for o in cell.outputs if WIDGET_VIEW in (o.get("data") or {})]
-    assert views, f"{name}: the explorer cell has no widget view (outputs: {[o.get('output_type') for o in cell.outputs]})"
+    kinds = [o.get("output_type") for o in cell.outputs]
+    assert views, f"{name}: the explorer cell has no widget view (outputs: {kinds})"
     assert not [o for o in cell.outputs if o.get("output_type") == "error"]
