@@ -76,3 +76,19 @@ def test_map_lists_every_other_scenario_and_the_first_exercise_exists():
     from labkit.workshop.registry import get
 
     assert get(sh.first_exercise_id())
+
+
+@pytest.mark.notebooks
+def test_headless_run_with_explorer_leaves_the_playground_widget(tmp_path, monkeypatch):
+    import nbformat
+
+    from labkit import runner
+
+    monkeypatch.setenv("LABKIT_HOME", str(scenario.home()))
+    sc = scenario.get(sh.SELF)
+    res = runner.run_scenario(sc, ["explorer=true"], out_dir=tmp_path / "run", timeout=600)
+    assert res.ok, res.error
+    nb = nbformat.read(tmp_path / "run" / f"{sh.SELF}.ipynb", as_version=4)
+    views = [o for c in nb.cells if c.cell_type == "code" and "PrinciplesPlayground" in c.source
+             for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert views, "the playground cell's output holds no widget view"
