@@ -40,16 +40,18 @@ def _figures(page) -> int:
     return page.locator(".jp-OutputArea-output img").count()
 
 
-def _wait_text(area, pattern, *, clicks=(), timeout=30.0) -> str:
+def _wait_text(area, pattern, *, clicks=(), timeout=20.0) -> str:
     """Wait until the widget's text matches ``pattern``, pressing the ``clicks`` buttons one by one meanwhile."""
     text = area.inner_text()
     for label in (None, *clicks):
         if label is not None:
             text = jlab.click_and_wait_change(area, label)
-        deadline = time.monotonic() + (timeout if label is None else 3.0)
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + (1.0 if clicks else timeout)
+        while True:
             if re.search(pattern, text):
                 return text
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.2)
             text = area.inner_text()
     raise AssertionError(f"the widget never showed {pattern!r}; it shows:\n{text[:1500]}")
