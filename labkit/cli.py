@@ -261,6 +261,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_all(args) if args.all else _run_one(args)
 
 
+def _lab_option(args: Sequence[str], *names: str) -> str | None:
+    """The value the last of ``--name=value`` / ``--name value`` in ``args`` gives (traitlets: the last one wins)."""
+    value = None
+    for i, a in enumerate(args):
+        for n in names:
+            if a.startswith(n + "="):
+                value = a[len(n) + 1:]
+            elif a == n and i + 1 < len(args):
+                value = args[i + 1]
+    return value
+
+
+_PORT_OPTS = ("--port", "--ServerApp.port")
+_IP_OPTS = ("--ip", "--ServerApp.ip")
+_TOKEN_OPTS = ("--IdentityProvider.token", "--ServerApp.token", "--NotebookApp.token")
+START_NOTEBOOK = "00-start-here.ipynb"
+
+
 def lab_command(extra: Sequence[str] = (), workspace: str | None = None) -> tuple[list[str], Path]:
     """The JupyterLab command line and the folder it starts in.
 
