@@ -2,7 +2,7 @@
 
 ``labkit.workshop.model`` says what an exercise is; ``workspace`` is a
 participant's own fleet repository; ``registry`` lists the exercises and
-checks them; ``exercises/`` holds one module per scenario; ``notebook`` is the
+checks them; ``catalog/`` holds one module per scenario; ``notebook`` is the
 ``check("ID")`` a notebook calls.  See ``docs/workshop/`` for facilitators.
 """
 from __future__ import annotations

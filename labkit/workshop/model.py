@@ -18,7 +18,7 @@ passes, and each of the ``wrong`` answers — plausible mistakes — fails with
 feedback that names what is still wrong (``Change.expect``, a fragment the
 verdict's text must contain).
 
-Exercises are plain data plus functions; ``labkit.workshop.exercises`` holds
+Exercises are plain data plus functions; ``labkit.workshop.catalog`` holds
 them, one module per scenario, and ``labkit.workshop.registry`` collects them.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every exercise, collected from ``labkit.workshop.exercises``, and the operations on them.
+"""Every exercise, collected from ``labkit.workshop.catalog``, and the operations on them.
 
 ``exercises(scenario=None)`` lists them in catalogue order; ``get(id)`` finds
 one (a ``LabkitError`` naming the id otherwise).  ``check``, ``solve``,
@@ -30,9 +30,9 @@ def exercises(scenario: str | None = None) -> list[Exercise]:
         found: list[Exercise] = []
         for name in MODULES:
             try:
-                mod = importlib.import_module(f"labkit.workshop.exercises.{name}")
+                mod = importlib.import_module(f"labkit.workshop.catalog.{name}")
             except ModuleNotFoundError as exc:
-                if exc.name == f"labkit.workshop.exercises.{name}":
+                if exc.name == f"labkit.workshop.catalog.{name}":
                     continue  # that scenario has no exercises (yet)
                 raise
             found.extend(mod.EXERCISES)

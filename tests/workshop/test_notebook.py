@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from labkit.workshop import Workspace, exercises_table
-from labkit.workshop.registry import exercises  # not labkit.workshop.exercises: the subpackage shadows it
+from labkit.workshop.registry import exercises
 from labkit.workshop.model import Verdict
 from labkit.workshop.notebook import NotebookVerdict, check, hint, verdict_html
 
