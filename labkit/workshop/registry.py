@@ -72,13 +72,22 @@ def judge_history(ex: Exercise, history: History) -> Verdict:
 
 
 def check(ex_id: str, ws: Workspace) -> Verdict:
-    """Judge the participant's commits for ``ex_id``; when not solved, the verdict carries the next hint."""
+    """Judge the participant's commits for ``ex_id``; when not solved, the verdict carries the current hint.
+
+    A check never advances the hints: it repeats the latest one shown (the first, the first time);
+    only ``hint`` (``labkit hint ID``) reveals the next, so the last — often the answer — stays hidden
+    until asked for.
+    """
     ex = get(ex_id)
     if not ws.folder(ex_id).is_dir():
         raise LabkitError(f"the workspace has no folder for {ex_id}", file=str(ws.folder(ex_id)))
     verdict = judge_history(ex, ws.history(ex_id))
-    if not verdict.solved and not verdict.hint:
-        verdict.hint = hint(ex_id, ws)
+    if not verdict.solved and not verdict.hint and ex.hints:
+        shown = ws.hints_shown(ex_id) or ws.show_hint(ex_id)
+        n = min(shown, len(ex.hints))
+        verdict.hint = f"({n}/{len(ex.hints)}) {ex.hints[n - 1]}"
+        if n < len(ex.hints):
+            verdict.hint += f"  [`labkit hint {ex_id}` for the next]"
     return verdict
 
 

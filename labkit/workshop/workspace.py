@@ -105,6 +105,9 @@ class Workspace:
         for ex_id, files in exercises.items():
             ws.write_files(ex_id, files)
         _git(ws.fleet, "init", "-q", "-b", "main")
+        # a fresh machine (a dev container, Binder) has no git identity: the participant's first commit must work
+        _git(ws.fleet, "config", "user.name", "participant")
+        _git(ws.fleet, "config", "user.email", "participant@example.invalid")
         _git(ws.fleet, "add", "-A")
         _git(ws.fleet, "-c", f"user.name={START_AUTHOR[0]}", "-c", f"user.email={START_AUTHOR[1]}",
              "commit", "-q", "-m", "workshop start: one folder per exercise")

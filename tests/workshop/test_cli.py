@@ -65,3 +65,28 @@ def test_start_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").write_text("mine")
     proc = run("workshop", "start", str(tmp_path))
     assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_checks_repeat_the_current_hint_and_only_hint_advances(tmp_path):
+    ws = tmp_path / "ws"
+    ex = exercises()[0]
+    assert run("workshop", "start", str(ws)).returncode == 0
+    for _ in range(3):  # checking again and again never reveals the answer
+        assert "hint: (1/" in run("check", ex.id, "--workspace", str(ws)).stdout
+    assert run("hint", ex.id, "--workspace", str(ws)).stdout.startswith("(2/")
+    assert "hint: (2/" in run("check", ex.id, "--workspace", str(ws)).stdout
+
+
+def test_a_participant_without_a_git_identity_can_commit(tmp_path):
+    import os
+
+    ws = tmp_path / "ws"
+    ex = exercises()[0]
+    assert run("workshop", "start", str(ws)).returncode == 0
+    folder = ws / "fleet" / ex.id
+    next(p for p in folder.rglob("*.yaml")).write_text("# edited\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_AUTHOR", "GIT_COMMITTER", "EMAIL"))}
+    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1", HOME=str(tmp_path))
+    proc = subprocess.run(["git", "commit", "-qam", "try"], cwd=ws / "fleet", env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

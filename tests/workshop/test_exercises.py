@@ -50,3 +50,16 @@ def test_the_catalogue_has_ids_goals_and_hints():
     assert len({e.id for e in items}) == len(items)
     for e in items:
         assert e.goal and e.task and e.hints and e.wrong, e.id
+
+
+def test_earlier_tries_do_not_count_against_the_final_answer(tmp_path):
+    """Ten commits before the right one: each exercise judges the answer, not the way to it."""
+    from labkit.workshop import get
+
+    ex = get("hpa-flux-ignore")
+    ws = _workspace(tmp_path, ex)
+    for i in range(10):
+        ws.commit(ex.id, {"notes.md": f"try {i}\n"}, f"try {i}")
+    solve(ex.id, ws)
+    verdict = check(ex.id, ws)
+    assert verdict.solved, verdict.text()

@@ -52,7 +52,9 @@ def _judge(dialect: str, ex_id: str):
         load.set(f"{NAMESPACE}/{APP}", spike)
         registry = ImageRegistry()
         registry.add(IMAGE, list(TAGS))
-        rep = AppReplay.run(history, dialect=dialect, first_at=FIX_AT, gap=30.0, registry=registry, load=load,
+        # every commit lands before the spike, however many there are; what is judged is the last one
+        gap = min(30.0, (SPIKE_START - 60.0 - FIX_AT) / max(1, len(history.commits)))
+        rep = AppReplay.run(history, dialect=dialect, first_at=FIX_AT, gap=gap, registry=registry, load=load,
                             on_start=ReplicaProbe)
         lab = rep.lab
         try:
@@ -64,17 +66,25 @@ def _judge(dialect: str, ex_id: str):
             lab.run(UNTIL)
             result = HpaResult(lab, dialect, "exercise", "client-side", spike)
             changes = result.changes()
-            since = rep.pushed_at[0] if rep.pushed_at else 0.0
+            since = rep.pushed_at[-1] if rep.pushed_at else 0.0  # from the answer on (earlier tries do not count)
             gm = lab.field_manager()
             fights = changes[(changes.time >= since) & (changes.manager == gm)
                              & changes.owners_before.str.contains(HPA_MANAGER) & (changes["from"] != changes.to)]
             metrics = result.metrics()
             max_r = metrics["max_replicas"] or 0
+            dep = lab.get("apps/v1", "Deployment", APP, NAMESPACE) or {}
+            running = ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", [{}])[0]
+            released = running.get("image") == f"{IMAGE}:{TAGS[1]}"
             figures = {"overrides": int(len(fights)), "max_replicas": max_r, "release_at_s": release_at,
-                       "commits": len(history.commits)}
+                       "commits": len(history.commits), "release_deployed": released}
             if not history.commits:
                 return Verdict(ex_id, False, f"no commit yet: {gm} overrode the HPA's replica count "
                                f"{_times(len(fights))} in {UNTIL / 60:.0f} simulated minutes", figures=figures)
+            if not released:
+                return Verdict(ex_id, False, f"the routine release ({IMAGE}:{TAGS[1]}, pushed at t={release_at:.0f}s) "
+                               f"never reached the cluster: the Deployment still runs {running.get('image')} — "
+                               "GitOps must keep delivering; stopping it also stops the fight, but that is no fix",
+                               figures=figures)
             if max_r <= 3:
                 return Verdict(ex_id, False, f"the HPA never scaled above 3 replicas (max {max_r}): the app must "
                                "still autoscale under the spike — is the HPA still in git?", figures=figures)
@@ -130,7 +140,8 @@ EXERCISES = (
         scenario=SCENARIO,
         title="Flux: let the HPA own replicas",
         goal="From your commit on, kustomize-controller never overrides the replica count the HPA set (0 overrides "
-             "in 60 simulated minutes with a load spike and a routine release), and the HPA still scales above 3.",
+             "in 60 simulated minutes with a load spike and a routine release), the release still reaches the "
+             "cluster, and the HPA still scales above 3.",
         task="Edit fleet/hpa-flux-ignore/ (the Deployment in app/ or the Kustomization in gitops/web.yaml), commit, "
              "then `labkit check hpa-flux-ignore`.",
         start=lambda: _start_files("flux"),
@@ -146,6 +157,8 @@ EXERCISES = (
                    expect="still overrode the HPA"),
             Change("delete the HPA", "web: no autoscaling",
                    lambda files: {"app/hpa.yaml": None}, expect="never scaled above 3"),
+            Change("suspend the Kustomization", "gitops: suspend Flux for the web app",
+                   _ks(lambda s: s.__setitem__("suspend", True)), expect="never reached the cluster"),
         ),
         hints=("Two controllers write the same field: the HPA (kube-controller-manager) and Flux "
                "(kustomize-controller). One of them has to stop.",
@@ -159,7 +172,8 @@ EXERCISES = (
         scenario=SCENARIO,
         title="Argo CD: ignoreDifferences that survive a sync",
         goal="From your commit on, argocd-controller never overrides the replica count the HPA set — not even "
-             "during the routine release's sync — and the HPA still scales above 3.",
+             "during the routine release's sync — the release still reaches the cluster, and the HPA still scales "
+             "above 3.",
         task="Edit the Application in fleet/hpa-argo-respect/gitops/web.yaml (or the Deployment in app/), commit, "
              "then `labkit check hpa-argo-respect`.",
         start=lambda: _start_files("argo"),
@@ -174,6 +188,8 @@ EXERCISES = (
             Change("turn self-heal off", "gitops: no self-heal",
                    _app(lambda s: s["syncPolicy"]["automated"].__setitem__("selfHeal", False)),
                    expect="still overrode the HPA"),
+            Change("turn automated sync off", "gitops: sync by hand",
+                   _app(lambda s: s["syncPolicy"].pop("automated")), expect="never reached the cluster"),
         ),
         hints=("Argo CD sees the HPA's write as drift (OutOfSync) and self-heal puts git's 3 back.",
                "`ignoreDifferences` hides /spec/replicas from the diff — but a sync still applies the whole manifest "
