@@ -563,6 +563,19 @@ def _kustomization_refs(data: Any) -> Iterable[str]:
                 yield ref
 
 
+def _refuse_inline_plugins(data: Any, rel_k: str) -> None:
+    """Without the jail: refuse inline generator/transformer/validator configs (their paths are not checked)."""
+    if not isinstance(data, dict):
+        return
+    for key in ("generators", "transformers", "validators"):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, str) or "\n" in item or ":" in item.split("/", 1)[0]:
+                raise PathConfinementError(
+                    f"{rel_k}: {key}[{i}]: an inline plugin configuration cannot be checked for the files it reads, "
+                    "and the namespace jail is unavailable here; refusing to build it", path=rel_k)
+
+
 def _remote_refs(data: Any) -> Iterable[tuple[str, str]]:
     """``(field, url)`` of every remote resource a kustomization names (kustomize would fetch these)."""
     if not isinstance(data, dict):
@@ -636,6 +649,8 @@ def confine(root: str | os.PathLike[str], path: str | os.PathLike[str] = ".", *,
                     continue  # kustomize reports a broken kustomization itself; the jail confines what it reads
                 for field_name, ref in _remote_refs(data):
                     check_remote(ref, where=f"{rel_k}: {field_name}", allow_remote=allow_remote)
+                if strict:
+                    _refuse_inline_plugins(data, rel_k)
                 for ref in _kustomization_refs(data):
                     lexical = os.path.normpath(os.path.join(dirpath, ref))
                     real = os.path.realpath(lexical)

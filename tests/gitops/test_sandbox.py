@@ -244,3 +244,15 @@ def test_no_socket_leaves_a_jailed_sops(tmp_path):
         pass
     srv.close()
     assert hits == []
+
+
+def test_without_the_jail_an_inline_generator_cannot_read_outside(tmp_path, canary, monkeypatch):
+    """The strict pre-check (kernels without user namespaces) refuses inline plugin configs it cannot check."""
+    path, secret = canary
+    monkeypatch.setattr(sandbox, "available", lambda: False)
+    inline = ("apiVersion: builtin\\nkind: ConfigMapGenerator\\nmetadata:\\n  name: leak\\n"
+              f"files:\\n- leak={path}\\n")
+    root = write(tmp_path / "repo", {"app/kustomization.yaml": f'generators:\n- "{inline}"\n'})
+    shown = outcome(root)
+    assert secret not in shown
+    assert "inline plugin configuration" in shown
