@@ -19,6 +19,8 @@ the file, and the line where there is one) *before* anything expands it:
                        runs: 1,000,000)
 ``MAX_REPO_NODES``     2,000,000 expanded nodes per repository (``YamlBudget``)
 ``MAX_REPO_FILES``     20,000 YAML files per repository (``YamlBudget``)
+``MAX_REPO_BYTES``     32 MiB of YAML text per repository (``YamlBudget``), taken
+                       before a file is scanned
 =====================  ==========================================================
 
 How: ``read_yaml_file`` refuses what is not a regular file, a file over the
@@ -55,6 +57,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENTS",
     "MAX_FILE_NODES",
+    "MAX_REPO_BYTES",
     "MAX_REPO_FILES",
     "MAX_REPO_NODES",
     "MAX_YAML_BYTES",
@@ -75,6 +78,7 @@ MAX_DEPTH = 100
 MAX_FILE_NODES = 250_000
 MAX_REPO_NODES = 2_000_000
 MAX_REPO_FILES = 20_000
+MAX_REPO_BYTES = 32 * 1024 * 1024
 
 
 class YamlLimitError(LabkitError):
@@ -175,8 +179,16 @@ class YamlBudget:
 
     max_nodes: int = MAX_REPO_NODES
     max_files: int = MAX_REPO_FILES
+    max_bytes: int = MAX_REPO_BYTES
     nodes: int = 0
     files: int = 0
+    bytes: int = 0
+
+    def take_bytes(self, n: int, display: str) -> None:
+        if self.bytes + n > self.max_bytes:
+            raise YamlLimitError(display, f"the repository's YAML exceeds {self.max_bytes:,} bytes (labkit try's "
+                                          "limit); this file and those after it were not read")
+        self.bytes += n
 
     def take_file(self, display: str) -> None:
         if self.files >= self.max_files:
@@ -289,6 +301,8 @@ def load_documents(text: str, display: str, *, budget: YamlBudget | None = None,
     Raises ``YamlLimitError`` for a limit, ``yaml.YAMLError`` for a syntax
     error (its ``problem_mark`` gives the line).
     """
+    if budget is not None:
+        budget.take_bytes(len(text), display)  # before the scan: reading events costs time per byte
     expanded = scan_limits(text, display, loader=loader)
     if budget is not None:
         budget.take_nodes(expanded, display)

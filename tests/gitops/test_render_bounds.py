@@ -34,3 +34,13 @@ def test_a_plain_equals_sign_from_kustomize_is_the_string_it_is(tmp_path):
     (app / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
     [cm] = render("app", root=tmp_path)
     assert cm["data"]["op"] == "="
+
+
+def test_a_repository_budget_of_yaml_bytes_is_taken_before_a_file_is_scanned():
+    from labkit.gitops.yamlbounds import YamlBudget, YamlLimitError, load_documents
+
+    budget = YamlBudget(max_bytes=100)
+    load_documents("a: 1\n" * 10, "one.yaml", budget=budget)
+    with pytest.raises(YamlLimitError) as err:
+        load_documents("b: 2\n" * 20, "two.yaml", budget=budget)
+    assert str(err.value).startswith("two.yaml: ") and "exceeds 100 bytes" in str(err.value)
