@@ -264,10 +264,7 @@ class _Parser:
         arg = self.take("string")[1]
         self.take("punct", ")")
         if name == "test":
-            try:
-                re.compile(arg)
-            except re.error as err:
-                raise LabkitError(f"invalid regular expression {arg!r} in {self.text!r}: {err}") from None
+            return _Func(name, subject, _compile_test_regex(arg, self.text))
         return _Func(name, subject, arg)
 
     def cond_atom(self) -> Any:
@@ -308,6 +305,87 @@ class _Parser:
 
 
 _FUNCS = {"startswith", "endswith", "contains", "test"}
+
+#: ``test("re")`` runs Python's backtracking ``re`` on a pattern from the repository, so it is bounded:
+#: a pattern longer than this is refused when the Application is validated ...
+MAX_TEST_PATTERN = 200
+#: ... a value longer than this (characters) never matches ...
+MAX_TEST_INPUT = 4096
+#: ... and neither does a value on which the pattern's worst case (len(value) times, for every
+#: quantifier allowing more than one repeat, min(its maximum, len(value) + 1)) exceeds this many steps
+#: (about 0.1 s; ``.*.*x`` on 4 KiB would be 10^11).  Argo CD likewise gives up on a jq expression after
+#: 1 s (``controller.ignore.normalizer.jq.timeout``).
+MAX_TEST_STEPS = 20_000_000
+
+
+@dataclass(frozen=True)
+class _TestRegex:
+    """A ``test()`` pattern, compiled and checked; ``search`` is bounded (see ``MAX_TEST_STEPS``)."""
+    source: str
+    rx: "re.Pattern[str]"
+    repeats: tuple[int, ...]    # the maximum of every quantifier allowing more than one repeat
+
+    def search(self, s: str) -> bool:
+        n = len(s)
+        if n > MAX_TEST_INPUT:
+            return False
+        steps = n + 1
+        for m in self.repeats:
+            steps *= min(m, n + 1)
+            if steps > MAX_TEST_STEPS:
+                return False
+        return self.rx.search(s) is not None
+
+
+def _compile_test_regex(arg: str, text: str) -> _TestRegex:
+    """Compile a ``test()`` pattern; refuse one that can backtrack exponentially.
+
+    Refused: more than ``MAX_TEST_PATTERN`` characters; backreferences; a
+    quantifier allowing more than one repeat around another such quantifier or
+    around an alternation (``(a+)+``, ``(a*)*``, ``(a|a)*``, ``(\\d+\\.){3}``).
+    """
+    import re._parser as sre_parse  # Python 3.11+: the parser behind re.compile
+    from re._constants import MAXREPEAT
+
+    def refuse(why: str) -> LabkitError:
+        return LabkitError(f"regular expression {arg!r} in {text!r} is refused: {why}")
+
+    if len(arg) > MAX_TEST_PATTERN:
+        raise refuse(f"longer than labkit's limit of {MAX_TEST_PATTERN} characters")
+    try:
+        rx = re.compile(arg)
+        tree = sre_parse.parse(arg)
+    except re.error as err:
+        raise LabkitError(f"invalid regular expression {arg!r} in {text!r}: {err}") from None
+    repeats: list[int] = []
+
+    def walk(seq: Any, inside_repeat: bool) -> None:
+        for op, av in seq:
+            name = str(op)
+            if name in ("GROUPREF", "GROUPREF_EXISTS", "GROUPREF_IGNORE", "GROUPREF_LOC_IGNORE",
+                        "GROUPREF_UNI_IGNORE"):
+                raise refuse("backreferences are not supported")
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                lo, hi, body = av
+                if hi > 1:
+                    if inside_repeat:
+                        raise refuse("nested quantifiers (such as (a+)+) can take exponential time")
+                    repeats.append(hi if hi != MAXREPEAT else 1 << 62)
+                walk(body, inside_repeat or hi > 1)
+            elif name == "BRANCH":
+                if inside_repeat:
+                    raise refuse("a quantified alternation (such as (a|b)*) can take exponential time")
+                for alt in av[1]:
+                    walk(alt, inside_repeat)
+            elif name == "SUBPATTERN":
+                walk(av[-1], inside_repeat)
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                walk(av[1], inside_repeat)
+            elif name == "ATOMIC_GROUP":
+                walk(av, inside_repeat)
+
+    walk(tree, False)
+    return _TestRegex(arg, rx, tuple(repeats))
 
 
 # ------------------------------------------------------------------ evaluation
@@ -371,7 +449,7 @@ def _truth(cond: Any, v: Any) -> bool:
                 return True
             if cond.name == "contains" and cond.arg in s:
                 return True
-            if cond.name == "test" and re.search(cond.arg, s):
+            if cond.name == "test" and cond.arg.search(s):
                 return True
         return False
     raise LabkitError("unsupported condition")

@@ -141,6 +141,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import yaml
 
 from labkit.errors import LabkitError
+from labkit.gitops.globmatch import Glob, compile_go_glob
 from labkit.gitops.render import JsonLoader
 
 __all__ = [
@@ -609,75 +610,30 @@ class _Parser:
 
 # ------------------------------------------------------------------ functions (funcs.go)
 
-def _go_match(pattern: str, name: str) -> bool:
-    """The envsubst fork's ``path.Match``: shell glob over the whole string.
+def _go_glob(pattern: str) -> Glob:
+    """The envsubst fork's ``path.Match`` pattern, compiled (cached).
 
     Unlike Go's standard ``path.Match``, the fork's ``*`` and ``?`` also match
     ``/`` (upstream's own test expects ``${filename##*/}`` of ``path/to/file``
     to give ``file``).  ``[...]`` / ``[^...]`` classes and ``\\`` escapes as in
     Go.  Raises ``ValueError`` for a malformed pattern (``ErrBadPattern``).
+    Matching is linear (``labkit.gitops.globmatch``): a regex translation
+    backtracked exponentially on ``*a*a*a…b``.
     """
-    rx = _GLOB_CACHE.get(pattern)
-    if rx is None:
-        rx = re.compile(_glob_to_regex(pattern), re.DOTALL)
-        _GLOB_CACHE[pattern] = rx
-    return rx.fullmatch(name) is not None
+    glob = _GLOB_CACHE.get(pattern)
+    if glob is None:
+        glob = compile_go_glob(pattern)
+        if len(_GLOB_CACHE) < 4096:
+            _GLOB_CACHE[pattern] = glob
+    return glob
 
 
-_GLOB_CACHE: dict[str, re.Pattern[str]] = {}
+def _go_match(pattern: str, name: str) -> bool:
+    """Whole-string match of ``name`` against the fork's ``path.Match`` pattern (see ``_go_glob``)."""
+    return _go_glob(pattern).match(name)
 
 
-def _glob_to_regex(p: str) -> str:
-    out = []
-    i, n = 0, len(p)
-    while i < n:
-        c = p[i]
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "\\":
-            i += 1
-            if i >= n:
-                raise ValueError("syntax error in pattern")
-            out.append(re.escape(p[i]))
-        elif c == "[":
-            i += 1
-            neg = i < n and p[i] == "^"
-            if neg:
-                i += 1
-            parts = []
-            first = True
-            while True:
-                if i >= n:
-                    raise ValueError("syntax error in pattern")
-                if p[i] == "]" and not first:
-                    break
-                first = False
-                lo = p[i]
-                if lo == "\\":
-                    i += 1
-                    if i >= n:
-                        raise ValueError("syntax error in pattern")
-                    lo = p[i]
-                i += 1
-                if i < n - 1 and p[i] == "-" and p[i + 1] != "]":
-                    hi = p[i + 1]
-                    if hi == "\\":
-                        i += 1
-                        if i + 1 >= n:
-                            raise ValueError("syntax error in pattern")
-                        hi = p[i + 1]
-                    i += 2
-                    parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
-                else:
-                    parts.append(re.escape(lo))
-            cls = "".join(parts)
-            out.append(f"[^{cls}]" if neg else f"[{cls}]")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+_GLOB_CACHE: dict[str, Glob] = {}
 
 
 def _to_len(s: str, *args: str) -> str:
@@ -757,24 +713,27 @@ def _replace_suffix(s: str, *args: str) -> str:
 
 
 def _trim_shortest(s: str, arg: str) -> str:
-    shortest = ""
-    for i in range(len(s)):
-        try:
-            if _go_match(arg, s[: len(s) - i]):
-                shortest = s[: len(s) - i]
-        except ValueError:
-            return s
-    return s[len(shortest):] if shortest else s
+    # The shortest non-empty prefix s[:k] matching ``arg``; every prefix is tested in one pass.
+    if not s:
+        return s
+    try:
+        hits = _go_glob(arg).prefix_matches(s)
+    except ValueError:
+        return s
+    k = next((k for k in range(1, len(s) + 1) if hits[k]), 0)
+    return s[k:] if k else s
 
 
 def _trim_longest(s: str, arg: str) -> str:
-    for i in range(len(s)):
-        try:
-            if _go_match(arg, s[: len(s) - i]):
-                return s[len(s) - i:]
-        except ValueError:
-            return s
-    return s
+    # The longest non-empty prefix s[:k] matching ``arg``.
+    if not s:
+        return s
+    try:
+        hits = _go_glob(arg).prefix_matches(s)
+    except ValueError:
+        return s
+    k = next((k for k in range(len(s), 0, -1) if hits[k]), 0)
+    return s[k:] if k else s
 
 
 def _trim_shortest_prefix(s: str, *args: str) -> str:
