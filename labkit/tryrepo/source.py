@@ -27,7 +27,9 @@ index; diffs run ``diff.external`` and textconv drivers; a pager, an askpass
 or an ssh command can be configured too.  So labkit never asks git for a
 status or a diff of the work tree, and every git command goes through one
 runner, ``run_git``: an argv list (no shell) with ``stdin`` closed (or fed
-from a file of object names), a timeout, a cap on what it may print, and
+from a file of object names), a timeout (20 s), an address-space limit
+(``RLIMIT_AS``, 1 GiB, set in the child before git starts), a cap on what it
+may print, and
 ``--no-pager --no-replace-objects`` plus ``-c`` overrides that switch off
 hooks (``core.hooksPath=/dev/null``), ``core.fsmonitor``, the untracked
 cache, external diff, pager, ssh, credential helpers, askpass, signature
@@ -49,6 +51,14 @@ ignore files, not the index) says it is ignored.  Dirty means "the snapshot is
 not ``HEAD``'s": changes to what the snapshot leaves out (``.github/``, CI
 files) do not count, and a file that git would pass through a clean filter
 (LFS, ``autocrlf``) counts as changed, since no filter is ever run.
+
+Before git runs at all, the git directory it would find (the nearest ``.git``
+upwards, the directory a ``.git`` file names and its ``commondir``, or a bare
+repository) is checked: ``config``, ``packed-refs``, ``HEAD``, ``index``,
+``info/exclude``, ``objects/info/alternates`` and ``commondir`` must each be
+absent or a regular file (a symlink only to a file inside the git directory).
+A FIFO there blocks git and a link to ``/dev/zero`` makes it read forever, so
+such a repository is refused with a ``LabkitError`` naming the file.
 
 A repository owned by another user makes git refuse with "dubious
 ownership"; that becomes one ``LabkitError`` saying which ``git config
@@ -92,10 +102,15 @@ that every path in the snapshot, with symlinks resolved, stays inside it:
   or to a directory containing itself (a loop a directory walk would never
   leave) is removed;
 * file names that are not UTF-8 and paths longer than ``PATH_MAX`` are left
-  out, as are files over ``MAX_FILE_BYTES``;
+  out, as are files over ``MAX_FILE_BYTES`` (never read: their size is
+  enough; for the dirty check such a file counts as changed) and files that
+  fail to read (``/proc``: EAGAIN, EIO), each named in the refusal;
 * a snapshot holds at most ``MAX_SNAPSHOT_FILES`` files and
   ``MAX_SNAPSHOT_BYTES`` bytes; beyond that the run stops with a
-  ``LabkitError``.
+  ``LabkitError``.  A git tree is bounded while it is walked: the walk stops
+  the moment it has produced more than ``MAX_SNAPSHOT_FILES`` entries or
+  visited more than ``MAX_TREE_ENTRIES`` rows (a tree naming one subtree
+  thousands of times, a "tree bomb"), never after expanding a whole level.
 
 Each file left out is recorded in ``RepoSource.refused`` as ``(path,
 reason)``, the path escaped (``display_path``: undecodable bytes and control
@@ -110,7 +125,9 @@ History
 -n N -- <root>``, through the runner, ``n`` at most ``MAX_HISTORY``), newest
 first, and ``export(sha)`` writes each commit's version of the root into its
 own directory with the same checks as ``--ref``; together the history exports
-may write at most ``MAX_HISTORY_BYTES``.  ``labkit.tryrepo.pitfalls`` renders
+may write at most ``MAX_HISTORY_BYTES``.  A commit whose export is refused (a
+tree bomb, a bound) is recorded in ``refused`` once, never walked again, and
+the run goes on without it.  ``labkit.tryrepo.pitfalls`` renders
 every revision and compares them, which is how a changed
 ``volumeClaimTemplates`` — a sync that only fails against a cluster that still
 runs the *previous* revision — is found.
@@ -130,6 +147,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import resource
 import shutil
 import stat
 import subprocess
@@ -156,12 +174,16 @@ MAX_FILE_BYTES = 20 * _MiB
 MAX_SNAPSHOT_FILES = 50_000
 #: The most bytes one snapshot may hold.
 MAX_SNAPSHOT_BYTES = 512 * _MiB
+#: The most tree entries one walk of a git tree may visit (files, directories and refused names together).
+MAX_TREE_ENTRIES = 200_000
 #: The most commits ``--history`` may walk.
 MAX_HISTORY = 100
 #: The most bytes all history exports of one run may write together.
 MAX_HISTORY_BYTES = 1024 * _MiB
-#: Seconds one git command may run.
-GIT_TIMEOUT = 60.0
+#: Seconds one git command may run (well below the 30 s a whole run may take).
+GIT_TIMEOUT = 20.0
+#: The address space one git command may use (``RLIMIT_AS``): a hostile ``.git`` cannot make git eat the machine.
+GIT_MEMORY_BYTES = 1024 * _MiB
 #: The most bytes one git command may print (object batches are chunked well below this).
 MAX_GIT_OUTPUT = 64 * _MiB
 _BATCH_BYTES = 32 * _MiB
@@ -189,6 +211,8 @@ _GIT_OPTIONS: tuple[str, ...] = (
     "-c", "gpg.x509.program=false", "-c", "core.alternateRefsCommand=", "-c", "uploadpack.packObjectsHook=",
     "-c", "core.editor=false", "-c", "sequence.editor=false", "-c", "color.ui=false", "-c", "gc.auto=0",
     "-c", "maintenance.auto=false", "-c", "i18n.logOutputEncoding=UTF-8",
+    # pack windows small enough for GIT_MEMORY_BYTES (the defaults map up to 1 GiB per pack window)
+    "-c", "core.packedGitWindowSize=32m", "-c", "core.packedGitLimit=256m",
 )
 #: The caller's GIT_* variables that are kept (they only bound discovery or say where the user's git lives).
 _KEEP_GIT_ENV = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM",
@@ -213,14 +237,21 @@ def _git_env() -> dict[str, str]:
     return env
 
 
+def _limit_git() -> None:
+    """In the forked child, before git runs: cap its address space (``GIT_MEMORY_BYTES``)."""
+    resource.setrlimit(resource.RLIMIT_AS, (GIT_MEMORY_BYTES, GIT_MEMORY_BYTES))
+
+
 def run_git(cwd: Path, args: Sequence[str], *, input: bytes | None = None, timeout: float = GIT_TIMEOUT,
             max_output: int = MAX_GIT_OUTPUT, ok: Sequence[int] = (0,)) -> bytes:
     """Run one git command safely (module docstring) and return its stdout.
 
-    ``input`` is fed from a temporary file (``stdin`` is ``/dev/null`` without it).  A failure (an exit code
-    not in ``ok``), a timeout or more than ``max_output`` bytes of output raise ``GitError``; a repository git
-    refuses for its ownership raises a ``LabkitError`` that says how to trust it.
+    ``input`` is fed from a temporary file (``stdin`` is ``/dev/null`` without it).  Git runs with its address
+    space capped at ``GIT_MEMORY_BYTES`` and is killed after ``timeout`` seconds (at most ``GIT_TIMEOUT``).
+    A failure (an exit code not in ``ok``), a timeout or more than ``max_output`` bytes of output raise
+    ``GitError``; a repository git refuses for its ownership raises a ``LabkitError`` that says how to trust it.
     """
+    timeout = min(timeout, GIT_TIMEOUT)
     argv = ["git", *_GIT_OPTIONS, *args]
     with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as ferr:
         if input is not None:
@@ -228,7 +259,8 @@ def run_git(cwd: Path, args: Sequence[str], *, input: bytes | None = None, timeo
             fin.seek(0)
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=_git_env(), stdin=fin if input is not None else
-                                    subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=ferr, close_fds=True)
+                                    subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=ferr, close_fds=True,
+                                    preexec_fn=_limit_git)
         except OSError as exc:
             raise GitError(f"cannot run git: {exc.strerror or exc}") from None
         out, fate = _collect(proc, timeout, max_output)
@@ -365,8 +397,102 @@ class _Git:
         return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
+#: The files of a git directory git reads whole (or blocks on) before any object: each must be a regular file.
+_GIT_DIR_FILES = ("config", "packed-refs", "HEAD", "index", "info/exclude", "objects/info/alternates",
+                  "commondir")
+
+
+def _git_dirs(path: Path) -> list[Path]:
+    """The git directories git would find from ``path`` (the nearest ``.git`` or bare repository upwards).
+
+    A ``.git`` file (a linked work tree, a submodule) is read here, never followed blindly: it must be a
+    regular file, and its ``gitdir:`` (and that directory's ``commondir``) are checked too.
+    """
+    for d in (path, *path.parents):
+        dotgit = d / ".git"
+        try:
+            st = os.lstat(dotgit)
+        except OSError:
+            st = None
+        if st is not None:
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                found = Path(os.path.realpath(dotgit))
+                if not found.is_dir():
+                    raise LabkitError("is not a directory: git would read it as the repository", file=str(dotgit))
+                return _with_commondir(found)
+            text = _read_small_regular(dotgit)
+            m = re.match(r"gitdir: (.+)", text.strip())
+            if not m:
+                return []  # not a gitfile: git does not treat this as a repository either
+            target = Path(m.group(1))
+            target = Path(os.path.realpath(target if target.is_absolute() else d / target))
+            return _with_commondir(target) if target.is_dir() else []
+        if all(os.path.lexists(d / n) for n in ("HEAD", "objects", "refs")):
+            return _with_commondir(Path(os.path.realpath(d)))  # a bare repository
+    return []
+
+
+def _with_commondir(gitdir: Path) -> list[Path]:
+    dirs = [gitdir]
+    common = gitdir / "commondir"
+    if os.path.lexists(common):
+        _check_regular(gitdir, "commondir")
+        rel = _read_small_regular(common).strip()
+        if rel:
+            dirs.append(Path(os.path.realpath(gitdir / rel)))
+    return dirs
+
+
+def _read_small_regular(path: Path) -> str:
+    """The first 4 KiB of ``path``, opened only if it is a regular file (never a FIFO or a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise LabkitError(f"cannot be read: {exc.strerror}", file=display_path(str(path))) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LabkitError("is not a regular file, so git would hang or fail on it: refusing the repository",
+                              file=display_path(str(path)))
+        return os.read(fd, 4096).decode("utf-8", "surrogateescape")
+    finally:
+        os.close(fd)
+
+
+def _check_regular(gitdir: Path, name: str) -> None:
+    """Refuse the repository if ``gitdir/name`` exists and is not a regular file inside ``gitdir``."""
+    path = gitdir / name
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LabkitError(f"cannot be read: {exc.strerror}: refusing the repository",
+                          file=display_path(str(path))) from None
+    if stat.S_ISLNK(st.st_mode):
+        real = os.path.realpath(path)
+        if not real.startswith(str(gitdir) + os.sep):
+            raise LabkitError(f"is a symlink to {display_path(os.readlink(path))}, outside the git directory: "
+                              "refusing the repository", file=display_path(str(path)))
+        try:
+            st = os.stat(real)
+        except OSError:
+            return  # a dangling link inside the git directory: git reads it as absent
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a directory" if stat.S_ISDIR(st.st_mode) else "not a file")
+        raise LabkitError(f"is {kind}, not a regular file (git would hang or fail reading it): refusing the "
+                          "repository", file=display_path(str(path)))
+
+
+def _check_git_dir(path: Path) -> None:
+    """Before git runs at all: every file of ``_GIT_DIR_FILES`` in the git directories found is a regular file."""
+    for gitdir in _git_dirs(path):
+        for name in _GIT_DIR_FILES:
+            _check_regular(gitdir, name)
+
+
 def _discover(path: Path, raw: str) -> _Git | None:
     """The git repository ``path`` is in (None for a plain directory or one git cannot read)."""
+    _check_git_dir(path)
     try:
         out = run_git(path, ["rev-parse", "--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir",
                              "--show-object-format"], timeout=15.0)
@@ -643,9 +769,12 @@ def _tree_entries(git: _Git, tree: str, refuse: Callable[[tuple[str, ...] | str,
     """The blobs, symlinks and gitlinks below ``tree``, checked as ``git fsck`` checks trees (module docstring).
 
     Refused entries (and everything below a refused directory) are reported to ``refuse`` and left out;
-    source-controller's exclusions are applied; more than ``MAX_SNAPSHOT_FILES`` entries raise.
+    source-controller's exclusions are applied.  The walk is bounded as it goes, not after a level: the
+    moment more than ``MAX_SNAPSHOT_FILES`` entries are produced, or more than ``MAX_TREE_ENTRIES`` tree rows
+    are visited (a tree listing one subtree thousands of times is visited that many times: nothing is
+    deduplicated by SHA, since every path must be checked), a ``LabkitError`` stops it, before the next row.
     """
-    entries: list[_Entry] = []
+    walk = _TreeWalk(refuse, max_rel, tree)
     level: list[tuple[tuple[str, ...], str]] = [((), tree)]
     for depth in range(_MAX_DEPTH + 1):
         if not level:
@@ -655,54 +784,79 @@ def _tree_entries(git: _Git, tree: str, refuse: Callable[[tuple[str, ...] | str,
                 refuse(parts, f"directories nested deeper than {_MAX_DEPTH}")
             break
         objects = git.objects(sha for _parts, sha in level)
+        parsed: dict[str, list[tuple[int, bytes, str]] | str] = {}  # one parse per distinct tree of the level
         nxt: list[tuple[tuple[str, ...], str]] = []
         for parts, sha in level:
-            kind, data = objects.get(sha, ("missing", b""))
-            try:
-                if kind != "tree":
-                    raise ValueError(f"{kind} object where a tree was expected")
-                rows = _parse_tree(data, git.hash_len)
-            except ValueError as exc:
-                refuse(parts, f"unreadable tree {sha[:12]}: {exc}")
+            rows = parsed.get(sha)
+            if rows is None:
+                kind, data = objects.get(sha, ("missing", b""))
+                try:
+                    if kind != "tree":
+                        raise ValueError(f"{kind} object where a tree was expected")
+                    rows = _parse_tree(data, git.hash_len)
+                except ValueError as exc:
+                    rows = f"unreadable tree {sha[:12]}: {exc}"
+                parsed[sha] = rows
+            if isinstance(rows, str):
+                refuse(parts, rows)
                 continue
-            _tree_level(parts, rows, refuse, max_rel, entries, nxt)
-        if len(entries) > MAX_SNAPSHOT_FILES:
-            raise LabkitError(f"more than {MAX_SNAPSHOT_FILES:,} files: labkit try snapshots at most that many",
-                              file=f"tree {tree[:12]}")
+            walk.level(parts, rows, nxt)
         level = nxt
-    return entries
+    return walk.entries
 
 
-def _tree_level(parts: tuple[str, ...], rows: list[tuple[int, bytes, str]],
-                refuse: Callable[[tuple[str, ...] | str, str], None], max_rel: int,
-                entries: list[_Entry], subtrees: list[tuple[tuple[str, ...], str]]) -> None:
-    """Check one tree's rows and sort them into ``entries`` and ``subtrees`` (see ``_tree_entries``)."""
-    counts = Counter(name for _mode, name, _sha in rows)
-    reported: set[bytes] = set()
-    for mode, raw, sha in rows:
-        name = raw.decode("utf-8", "surrogateescape")
-        here = parts + (name,)
-        if counts[raw] > 1:
-            if raw not in reported:
-                reported.add(raw)
-                refuse(here, f"{counts[raw]} tree entries with this name (git fsck: duplicateEntries)")
-            continue
-        why = _bad_name(name)
-        if why is None and len(_join(here).encode("utf-8")) > max_rel:
-            why = f"path longer than PATH_MAX ({_PATH_MAX} bytes) in the snapshot"
-        if why:
-            refuse(here, why)
-            continue
-        if _ignored(here):
-            continue
-        if mode == _MODE_TREE:
-            subtrees.append((here, sha))
-        elif mode == _MODE_GITLINK:
-            entries.append(_Entry(here, _MODE_GITLINK, sha))
-        elif mode in _BLOB_MODES:
-            entries.append(_Entry(here, _BLOB_MODES[mode], sha))
-        else:
-            refuse(here, f"unknown file mode {mode:o} (git fsck: badFilemode)")
+class _TreeWalk:
+    """The bounded state of one ``_tree_entries`` walk: the entries produced and the rows visited so far."""
+
+    def __init__(self, refuse: Callable[[tuple[str, ...] | str, str], None], max_rel: int, tree: str):
+        self.refuse = refuse
+        self.max_rel = max_rel
+        self.what = f"tree {tree[:12]}"
+        self.entries: list[_Entry] = []
+        self.visited = 0
+
+    def _visit(self) -> None:
+        self.visited += 1
+        if self.visited > MAX_TREE_ENTRIES:
+            raise LabkitError(f"more than {MAX_TREE_ENTRIES:,} tree entries: labkit try reads at most that many "
+                              "(a tree repeating one subtree over and over?)", file=self.what)
+
+    def _add(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        if len(self.entries) > MAX_SNAPSHOT_FILES:
+            raise LabkitError(f"more than {MAX_SNAPSHOT_FILES:,} files: labkit try snapshots at most that many",
+                              file=self.what)
+
+    def level(self, parts: tuple[str, ...], rows: list[tuple[int, bytes, str]],
+              subtrees: list[tuple[tuple[str, ...], str]]) -> None:
+        """Check one tree's rows and sort them into ``entries`` and ``subtrees`` (see ``_tree_entries``)."""
+        counts = Counter(name for _mode, name, _sha in rows)
+        reported: set[bytes] = set()
+        for mode, raw, sha in rows:
+            self._visit()
+            name = raw.decode("utf-8", "surrogateescape")
+            here = parts + (name,)
+            if counts[raw] > 1:
+                if raw not in reported:
+                    reported.add(raw)
+                    self.refuse(here, f"{counts[raw]} tree entries with this name (git fsck: duplicateEntries)")
+                continue
+            why = _bad_name(name)
+            if why is None and len(_join(here).encode("utf-8")) > self.max_rel:
+                why = f"path longer than PATH_MAX ({_PATH_MAX} bytes) in the snapshot"
+            if why:
+                self.refuse(here, why)
+                continue
+            if _ignored(here):
+                continue
+            if mode == _MODE_TREE:
+                subtrees.append((here, sha))
+            elif mode == _MODE_GITLINK:
+                self._add(_Entry(here, _MODE_GITLINK, sha))
+            elif mode in _BLOB_MODES:
+                self._add(_Entry(here, _BLOB_MODES[mode], sha))
+            else:
+                self.refuse(here, f"unknown file mode {mode:o} (git fsck: badFilemode)")
 
 
 def _write_blobs(git: _Git, entries: list[_Entry], snap: _Snapshot) -> None:
@@ -776,8 +930,12 @@ class _TreeCopy:
     def directory(self, fd: int, parts: tuple[str, ...]) -> None:
         if not self.snap.mkdir(parts):
             return
-        with os.scandir(fd) as it:
-            names = sorted(entry.name for entry in it)
+        try:
+            with os.scandir(fd) as it:
+                names = sorted(entry.name for entry in it)
+        except OSError as exc:
+            self.snap.refuse(parts, f"the directory cannot be listed: {exc.strerror or exc}")
+            return
         files: list[tuple[str, os.stat_result]] = []
         dirs: list[str] = []
         for name in names:
@@ -818,10 +976,14 @@ class _TreeCopy:
         why = self.snap.check(parts)
         if why:
             self.snap.refuse(parts, why)
-        elif stat.S_ISLNK(st.st_mode):
-            self.link(fd, parts)
-        elif stat.S_ISREG(st.st_mode):
-            self.file(fd, parts, st)
+        elif stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode):
+            try:  # /proc, /sys and the like: a file can fail to read (EAGAIN, EIO, EACCES...): that file is left out
+                if stat.S_ISLNK(st.st_mode):
+                    self.link(fd, parts)
+                else:
+                    self.file(fd, parts, st)
+            except OSError as exc:
+                self.snap.refuse(parts, f"cannot be read: {exc.strerror or exc}")
         else:
             self.snap.refuse(parts, f"{_KINDS.get(stat.S_IFMT(st.st_mode), 'not a regular file')}: never opened")
 
@@ -846,22 +1008,29 @@ class _TreeCopy:
             if not stat.S_ISREG(fst.st_mode):
                 self.snap.refuse(parts, "not a regular file when opened: never read")
                 return
-            if fst.st_size > MAX_FILE_BYTES:
-                self.snap.refuse(parts, f"larger than {MAX_FILE_BYTES // _MiB} MiB: left out of the snapshot")
-                if self.seen is not None:
-                    self.seen[_join(parts)] = (mode, _hash_blob_fd(ffd, fst.st_size))
+            if fst.st_size > MAX_FILE_BYTES:  # never read (a sparse file can claim terabytes)
+                self.too_big(parts, mode)
                 return
             data = _read_at_most(ffd, MAX_FILE_BYTES + 1)
         finally:
             os.close(ffd)
         if len(data) > MAX_FILE_BYTES:
-            self.snap.refuse(parts, f"larger than {MAX_FILE_BYTES // _MiB} MiB: left out of the snapshot")
+            self.too_big(parts, mode)
             return
         rel = _join(parts)
         if self.seen is not None:
             self.seen[rel] = (mode, _blob_sha(data))
         if self.snap.write_file(parts, data, executable):
             self.digest.update(b"F" + rel.encode() + b"\0" + hashlib.sha1(data).digest())
+
+    def too_big(self, parts: tuple[str, ...], mode: int) -> None:
+        """A file over ``MAX_FILE_BYTES``: left out unread.  For the dirty check it counts as different from
+        ``HEAD`` (an empty blob SHA matches nothing), whatever ``HEAD`` holds: the simple, safe answer, since
+        hashing it would mean reading it.  So a tree with a huge tracked file is always "dirty"; a huge file that
+        is untracked and ignored still does not count."""
+        self.snap.refuse(parts, f"larger than {MAX_FILE_BYTES // _MiB} MiB: left out of the snapshot")
+        if self.seen is not None:
+            self.seen[_join(parts)] = (mode, "")
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
@@ -874,16 +1043,6 @@ def _read_at_most(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks)
-
-
-def _hash_blob_fd(fd: int, size: int) -> str:
-    """The blob SHA-1 of a large file, streamed (the size must not change while it is read)."""
-    h = hashlib.sha1(b"blob %d\0" % size)
-    total = 0
-    while chunk := os.read(fd, 1 << 20):
-        total += len(chunk)
-        h.update(chunk)
-    return h.hexdigest() if total == size else ""
 
 
 def _copy_tree(src: Path, dest: Path, refused: list[tuple[str, str]],
@@ -1017,6 +1176,7 @@ class RepoSource:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (escaped path, reason): left out of a snapshot
     _workdir: Path | None = None
     _history_bytes: int = 0
+    _refused_commits: dict[str, LabkitError] = field(default_factory=dict)  # sha -> why its export was refused
 
     @property
     def has_git(self) -> bool:
@@ -1074,6 +1234,8 @@ class RepoSource:
         if not _HEX.fullmatch(sha):
             raise LabkitError(f"{sha!r} is not a commit SHA", field="--history")
         dest = self._workdir / "history" / sha
+        if sha in self._refused_commits:  # refused once (and recorded): never walked again
+            raise self._refused_commits[sha]
         if not dest.is_dir():
             budget = MAX_HISTORY_BYTES - self._history_bytes
             refused: list[tuple[str, str]] = []
@@ -1085,6 +1247,7 @@ class RepoSource:
                                                       max_bytes=min(budget, MAX_SNAPSHOT_BYTES))
             except LabkitError as exc:
                 refused.append((f"@{sha[:12]}", f"history not checked at this commit: {exc}"))
+                self._refused_commits[sha] = exc
                 raise
             finally:
                 self.refused.extend(refused)

@@ -623,3 +623,174 @@ def test_cli_runs_nothing_from_a_hostile_repository_and_refuses_a_dash_ref(tmp_p
     assert markers(tmp_path) == [] and fingerprint(repo) == before
     proc = labkit_cli(str(repo), "--ref=--output=/tmp/x", "--json")
     assert proc.returncode == 2 and proc.stderr.startswith("labkit: error: --ref: ")
+
+
+# ------------------------------------------------------------- 6. tree bombs, hostile .git files, huge and odd files
+
+
+def _count_entries(monkeypatch, cap: int) -> None:
+    """Every tree entry the walk produces is counted: more than ``cap`` fails the test at once (an unbounded walk
+    would otherwise run for minutes before it reported the same error)."""
+    made = [0]
+    real = source_mod._Entry
+
+    def counted(*args: Any) -> Any:
+        made[0] += 1
+        assert made[0] <= cap, f"the tree walk produced more than {cap} entries: it is not bounded as it goes"
+        return real(*args)
+
+    monkeypatch.setattr(source_mod, "_Entry", counted)
+
+
+def tree_bomb(repo: Path, n: int, *, files: bool) -> str:
+    """A tree of ``n`` directories that all are one tree of ``n`` entries: files, or (``files=False``) empty
+    directories, so that no file is ever produced and only the bound on tree entries visited can stop it."""
+    if files:
+        inner = [("100644", b"f%d.yaml" % i, blob(repo, b"kind: ConfigMap\n")) for i in range(n)]
+    else:
+        inner = [("40000", b"d%d" % i, raw_tree(repo, [])) for i in range(n)]
+    t2 = raw_tree(repo, sorted(inner, key=lambda r: r[1]))
+    return raw_tree(repo, sorted([("40000", b"d%d" % i, t2) for i in range(n)], key=lambda r: r[1]))
+
+
+def test_a_tree_bomb_stops_at_the_file_limit_as_it_is_walked(tmp_path, run, monkeypatch):
+    repo = tmp_path / "repo"
+    git_repo(repo, [("one", app_files())])
+    bomb = tree_bomb(repo, 1000, files=True)  # 1,000,000 files behind two small trees
+    commit_tree(repo, raw_tree(repo, tree_of(repo, "main") + [("40000", b"bomb", bomb)]), "evil", branch="evil",
+                parent=git(repo, "rev-parse", "main"))
+    _count_entries(monkeypatch, source_mod.MAX_SNAPSHOT_FILES + 1)
+    start = time.monotonic()
+    with pytest.raises(LabkitError, match="more than 50,000 files"):
+        run(repo, ref="evil")
+    assert time.monotonic() - start < 10
+
+
+def test_a_tree_bomb_without_files_stops_at_the_tree_entry_limit(tmp_path, run):
+    repo = tmp_path / "repo"
+    git_repo(repo, [("one", app_files())])
+    bomb = tree_bomb(repo, 1000, files=False)  # 1,000,000 empty directories: no file limit would ever fire
+    commit_tree(repo, raw_tree(repo, tree_of(repo, "main") + [("40000", b"bomb", bomb)]), "evil", branch="evil",
+                parent=git(repo, "rev-parse", "main"))
+    start = time.monotonic()
+    with pytest.raises(LabkitError, match="more than 200,000 tree entries"):
+        run(repo, ref="evil")
+    assert time.monotonic() - start < 10
+
+
+def test_a_tree_bomb_in_history_is_recorded_and_the_run_goes_on(tmp_path, run, monkeypatch):
+    from .test_pitfalls import STS_V1
+
+    repo = tmp_path / "repo"
+    git_repo(repo, [("good", {**app_files(), "apps/web/sts.yaml": STS_V1,
+                              "apps/web/kustomization.yaml": kustomization("web", "namespace.yaml",
+                                                                           "deployment.yaml", "sts.yaml")})])
+    rows = tree_of(repo, "main")
+    evil = commit_tree(repo, raw_tree(repo, rows + [("40000", b"bomb", tree_bomb(repo, 1000, files=True))]),
+                       "evil", parent=git(repo, "rev-parse", "main"))
+    good = commit_tree(repo, raw_tree(repo, rows + [("100644", b"b.yaml", blob(repo, b"kind: ConfigMap\n"))]),
+                       "good again", parent=evil, branch="main")
+    git(repo, "reset", "-q", "--hard", good)
+    _count_entries(monkeypatch, 2 * source_mod.MAX_SNAPSHOT_FILES)  # one bounded walk of the bomb, plus the rest
+    start = time.monotonic()
+    res = run(repo, history=5)
+    assert time.monotonic() - start < 10
+    assert [h["sha"] for h in res.report.history][:2] == [good, evil]
+    assert "more than 50,000 files" in refused(res)[f"@{evil[:12]}"]
+    assert res.report.summary()["units_ready"] == 1
+
+
+def test_git_runs_with_a_memory_limit_and_a_short_timeout(tmp_path):
+    out = source_mod.run_git(tmp_path, ["-c", "alias.limit=!ulimit -v", "limit"])
+    assert out.strip() != b"unlimited" and int(out) * 1024 <= 1024 ** 3
+    assert source_mod.GIT_TIMEOUT <= 20
+
+
+def _limited_cli(*args: str) -> subprocess.CompletedProcess:
+    """``labkit try`` with 4 GiB of address space (git inherits it: an unbounded git fails instead of eating the
+    machine) and 10 s to answer."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 1024 ** 3, 4 * 1024 ** 3))
+
+    exe = Path(sys.executable).with_name("labkit")
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "labkit"]
+    return subprocess.run([*argv, "try", *args], capture_output=True, text=True, cwd=ROOT, timeout=10,
+                          preexec_fn=limit)
+
+
+@pytest.mark.parametrize("name, kind", [("packed-refs", "fifo"), ("config", "fifo"), ("HEAD", "fifo"),
+                                        ("info/exclude", "fifo"), ("objects/info/alternates", "/dev/zero"),
+                                        ("index", "/dev/zero"), ("config", "../../outside/config")])
+def test_a_git_directory_with_a_fifo_device_or_link_out_is_refused_before_git_runs(tmp_path, name, kind):
+    outside = make_outside(tmp_path)
+    (outside / "config").write_text("[core]\n\tfsmonitor = true\n")
+    repo = tmp_path / "repo"
+    git_repo(repo, [("one", app_files())])
+    git(repo, "pack-refs", "--all")
+    path = repo / ".git" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink(kind, path)
+    start = time.monotonic()
+    proc = _limited_cli(str(repo), "--history", "0")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("labkit: error: ") and f".git/{name}" in proc.stderr, proc.stderr
+    assert time.monotonic() - start < 10
+
+
+def test_a_git_directory_with_links_inside_it_is_accepted(tmp_path, run):
+    repo = tmp_path / "repo"
+    git_repo(repo, [("one", app_files())])
+    os.rename(repo / ".git/config", repo / ".git/config.real")
+    os.symlink("config.real", repo / ".git/config")
+    res = run(repo)
+    assert res.source.has_git and not res.source.dirty
+
+
+def _never_read_huge_files(monkeypatch) -> None:
+    real = os.read
+
+    def guarded(fd: int, n: int) -> bytes:
+        st = os.fstat(fd)
+        assert not (stat.S_ISREG(st.st_mode) and st.st_size > source_mod.MAX_FILE_BYTES), \
+            "a file over the size limit was read"
+        return real(fd, n)
+
+    monkeypatch.setattr(os, "read", guarded)
+
+
+def test_a_huge_sparse_file_is_never_read_and_makes_the_tree_dirty(tmp_path, run, monkeypatch):
+    repo = tmp_path / "repo"
+    git_repo(repo, [("one", {**app_files(), ".gitignore": "*.img\n"})])
+    with open(repo / "apps/web/ignored.img", "wb") as fh:
+        fh.truncate(30 * 1024 ** 3)  # 30 GB, sparse, untracked and ignored: left out, not a change
+    _never_read_huge_files(monkeypatch)
+    res = run(repo)
+    assert "larger than 20 MiB" in refused(res)["apps/web/ignored.img"]
+    assert not res.source.dirty
+    with open(repo / "apps/web/huge.bin", "wb") as fh:
+        fh.truncate(30 * 1024 ** 3)  # not ignored: unread, so it counts as a change
+    start = time.monotonic()
+    res = run(repo)
+    assert time.monotonic() - start < 10
+    assert "larger than 20 MiB" in refused(res)["apps/web/huge.bin"]
+    assert res.source.dirty and res.source.label == "worktree"
+
+
+def test_a_file_that_fails_to_read_is_left_out_and_named(tmp_path, private_tmp):
+    """/proc/self/mem opens, and reading it fails (EIO); /proc holds others that fail with EAGAIN or EACCES."""
+    workdir = Path(tempfile.mkdtemp(prefix="labkit-try-"))
+    try:
+        src = source_mod.open_source("/proc/self", ref=None, workdir=workdir)
+        got = dict(src.refused)
+        assert "cannot be read" in got["mem"], got.get("mem")
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir)
