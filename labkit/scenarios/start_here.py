@@ -433,7 +433,9 @@ def notebook_map() -> pd.DataFrame:
         rows.append({"notebook": Path(sc.notebook_rel).name, "what it shows": sc.title,
                      "headless run (measured)": f"{run / 60:.1f} min" if run is not None else "not measured",
                      "exercises": ", ".join(e.id for e in ex) or "-",
-                     "exercise minutes (estimate)": sum(e.minutes for e in ex) or None})
+                     # whole minutes, or a dash: a None in a number column shows as "nan" and turns
+                     # the others into floats ("35.000000")
+                     "exercise minutes (estimate)": str(sum(e.minutes for e in ex)) if ex else "—"})
     return pd.DataFrame(rows)
 
 

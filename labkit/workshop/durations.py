@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from labkit.workshop.yamltext import yaml_dump
+
 __all__ = ["DATA", "load", "measure", "main"]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "workshop-durations.yaml"
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_s": dict(sorted(runs.items())),
     }
     args.out.write_text("# Measured by `python -m labkit.workshop.durations`; do not edit by hand.\n"
-                        + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+                        + yaml_dump(data, sort_keys=False), encoding="utf-8")
     return 1 if failed else 0
 
 

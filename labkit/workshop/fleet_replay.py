@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from labkit.workshop.model import History
+from labkit.workshop.yamltext import yaml_dump, yaml_dump_all
 
 __all__ = ["FLEET_DIRS", "RECEIVER_API", "RECEIVER_NAME", "TOKEN_SECRET", "FleetReplay", "NotificationController",
            "fleet_files", "receiver_yaml", "add_receiver", "set_in_yaml", "failures", "deliveries",
@@ -89,7 +90,7 @@ def set_in_yaml(text: str, kind: str, fn: Callable[[dict], None]) -> str:
     for d in docs:
         if d.get("kind") == kind:
             fn(d)
-    body = yaml.safe_dump_all(docs, sort_keys=False)
+    body = yaml_dump_all(docs, sort_keys=False)
     prefix = "\n".join(h for h in head if h.startswith("#"))
     return (prefix + "\n---\n" if prefix else "") + body
 
@@ -103,7 +104,7 @@ def receiver_yaml(*, name: str = RECEIVER_NAME, events: Iterable[str] | None = (
         spec["events"] = list(events)
     spec["secretRef"] = {"name": secret}
     spec["resources"] = [{"apiVersion": kind_api, "kind": k, "name": n} for k, n in resources]
-    return yaml.safe_dump({"apiVersion": RECEIVER_API, "kind": "Receiver",
+    return yaml_dump({"apiVersion": RECEIVER_API, "kind": "Receiver",
                            "metadata": {"name": name, "namespace": FLUX_NS}, "spec": spec}, sort_keys=False)
 
 
@@ -116,7 +117,7 @@ def add_receiver(files: Mapping[str, str], environment: str = "staging", *, list
         k = yaml.safe_load(files[kpath])
         if "receiver.yaml" not in k["resources"]:
             k["resources"].append("receiver.yaml")
-        out[kpath] = yaml.safe_dump(k, sort_keys=False)
+        out[kpath] = yaml_dump(k, sort_keys=False)
     return out
 
 

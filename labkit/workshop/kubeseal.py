@@ -27,6 +27,7 @@ from typing import Sequence
 import yaml
 
 from labkit.errors import LabkitError
+from labkit.workshop.yamltext import yaml_dump
 
 __all__ = ["main", "seal_text"]
 
@@ -44,7 +45,7 @@ def seal_text(secret_text: str, cert_pem: str, *, scope: str | None = None, fmt:
     sealed = seal(docs[0], cert_pem, scope=scope)
     if fmt == "json":
         return json.dumps(sealed, indent=2) + "\n"
-    return yaml.safe_dump(sealed, sort_keys=False)
+    return yaml_dump(sealed, sort_keys=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import yaml
 
 from labkit.errors import LabkitError
 from labkit.workshop.model import History
+from labkit.workshop.yamltext import yaml_dump, yaml_dump_all
 
 __all__ = ["GITOPS_DIR", "AppReplay", "flux_gitops_yaml", "argo_gitops_yaml", "gitops_files", "app_files_of"]
 
@@ -43,7 +44,7 @@ def flux_gitops_yaml(name: str, path: str, *, interval: str = "5m", extra_spec: 
     spec.update(extra_spec or {})
     ks = {"apiVersion": KS_API, "kind": "Kustomization", "metadata": {"name": name, "namespace": FLUX_NS},
           "spec": spec}
-    return yaml.safe_dump_all([source, ks], sort_keys=False)
+    return yaml_dump_all([source, ks], sort_keys=False)
 
 
 def argo_gitops_yaml(name: str, path: str, namespace: str, *, self_heal: bool = True,
@@ -61,7 +62,7 @@ def argo_gitops_yaml(name: str, path: str, namespace: str, *, self_heal: bool = 
     spec.update(extra_spec or {})
     app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
            "metadata": {"name": name, "namespace": ARGO_NS}, "spec": spec}
-    return yaml.safe_dump(app, sort_keys=False)
+    return yaml_dump(app, sort_keys=False)
 
 
 def gitops_files(files: Mapping[str, str]) -> dict[str, str]:

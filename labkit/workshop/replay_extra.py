@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from labkit.workshop.model import Commit, History
+from labkit.workshop.yamltext import yaml_dump
 
 __all__ = ["lab_rsa_key", "lab_certificate_pem", "sealing_key_backup", "lab_age_key", "edit_docs", "annotate",
            "fmt_s", "times", "participant_commit_of", "docs_of", "dump_docs"]
@@ -192,7 +193,7 @@ def docs_of(text: str) -> list[dict[str, Any]]:
 
 
 def dump_docs(docs: list[dict[str, Any]]) -> str:
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+    return "---\n".join(yaml_dump(d, sort_keys=False) for d in docs)
 
 
 def edit_docs(path: str, fn: Callable[[dict[str, Any]], None], *,

@@ -16,6 +16,7 @@ finds and takes back drift on its next interval run (forced server-side apply).
 """
 from __future__ import annotations
 
+from labkit.engine.normalize import quantities_equal
 from labkit.workshop.fleet_replay import (DeploymentTrace, FleetReplay, add_receiver, failures, fleet_files,
                                           podinfo_status, restored, set_in_yaml)
 from labkit.workshop.model import Change, Exercise, History, Verdict
@@ -103,7 +104,7 @@ def _judge_keep(history: History) -> Verdict:
                 why = f"{failed[-1]['object'].split('/')[-1]}: {failed[-1]['reason']}: {failed[-1]['message']}"
             return Verdict(ex_id, False, f"the 09:00 release did not reach staging: at {_clock(lab.now)} it still "
                            f"runs {st['tag']} ({st['status']})" + (f" — {why}" if why else ""), figures=figures)
-        if live != HOTFIX:
+        if not quantities_equal(live, HOTFIX):  # 0.5Gi is 512Mi: compare values, not spellings
             changes = [f"{r['memory'] or 'no limit'} at {_clock(r['time'])}" for i, r in enumerate(trace.rows)
                        if r["time"] > edit_at and (i == 0 or trace.rows[i - 1]["memory"] != r["memory"])]
             return Verdict(ex_id, False, f"the hotfix was lost: after the 09:00 release staging's podinfo has "
@@ -111,7 +112,7 @@ def _judge_keep(history: History) -> Verdict:
                            f"edit: {', '.join(changes[:4]) or 'no change'})", figures=figures)
         dr_limit, dr_status = _rebuilt_limit({p: lab.repo.read(p) for p in lab.repo.files()})
         figures["rebuilt_memory"] = dr_limit
-        if dr_limit != HOTFIX:
+        if not quantities_equal(dr_limit, HOTFIX):
             return Verdict(ex_id, False, f"staging keeps {HOTFIX} after the release, but a staging rebuilt from git "
                            f"gets {dr_limit}: the hotfix lives only in the cluster, not in git", figures=figures)
         off = (f"; overnight Flux took the unreviewed edit back at {_clock(back)} until your commit landed"

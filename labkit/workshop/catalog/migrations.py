@@ -43,10 +43,28 @@ HOOK = "argocd.argoproj.io/hook"
 BROKEN = {"0003_backfill_status.sql": "UPDATE orders SET status = 'legacy' WHERE created_at < '2026-01-01';\n"}
 
 
+_LAYOUT = ("This folder is the shop's repository, reconciled by Argo CD: `db/migrations/` holds the SQL "
+           "migrations (CI bakes them into the image `ghcr.io/labkit/shop-migrate:<release>` on every push), "
+           f"`deploy/` is what Argo CD syncs (Namespace `shop`, the migration Job in `{JOB}`, the Deployment `shop`) "
+           f"and `{GITOPS}` is the Argo CD Application (automated sync).")
+_READMES = {
+    "1.0.0": ("# migrations-presync\n\nshop 1.0.0 runs; the next release, 1.1.0, adds migration "
+              "`0002_add_order_status.sql`, and shop:1.1.0 needs that column. Today the migration Job is a Sync-phase "
+              "hook: Argo CD applies it in the same phase as the Deployment. Make the migration finish before Argo "
+              f"CD touches the Deployment.\n\n{_LAYOUT}\n\nEdit `{JOB}` (its Argo CD annotations), commit, then "
+              "run `labkit check migrations-presync`: the judge ships release 1.1.0 after your commit.\n"),
+    "1.1.0": ("# migrations-fail-fast\n\nshop 1.1.0 runs (schema version 2). The next release, 1.2.0, ships a "
+              "broken migration. When it fails it must run against the database once, the sync must report Failed "
+              "within 3 minutes, and the Deployment must never get shop:1.2.0.\n\n"
+              f"{_LAYOUT}\n\nEdit `{JOB}` and/or `{GITOPS}`, commit, then run `labkit check migrations-fail-fast`: "
+              "the judge ships release 1.2.0 after your commit.\n"),
+}
+
+
 def _start(release: str, hook: str, backoff_limit: int, previous: tuple[str, ...] = ()) -> dict[str, str]:
     from labkit.scenarios.migrations import APP, NAMESPACE, release_files
 
-    files: dict[str, str] = {}
+    files: dict[str, str] = {"README.md": _READMES[release]}
     for r in (*previous, release):
         files.update({p: t for p, t in release_files(r, runner="versioned", hook=hook,
                                                      backoff_limit=backoff_limit).items() if t is not None})

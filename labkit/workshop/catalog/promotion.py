@@ -25,6 +25,7 @@ import yaml
 from labkit.workshop.fleet_replay import (DeploymentTrace, FleetReplay, failures, fleet_files, pod_problem,
                                           podinfo_status, set_in_yaml)
 from labkit.workshop.model import Change, Exercise, History, Verdict
+from labkit.workshop.yamltext import yaml_dump
 
 SCENARIO = "promotion"
 PODINFO = "ghcr.io/stefanprodan/podinfo"
@@ -47,7 +48,7 @@ def _set_tag(path: str, tag: str):
         for img in k.get("images") or []:
             if img.get("name") == PODINFO:
                 img["newTag"] = tag
-        return {path: yaml.safe_dump(k, sort_keys=False)}
+        return {path: yaml_dump(k, sort_keys=False)}
     return edit
 
 

@@ -33,6 +33,7 @@ import yaml
 from labkit.workshop.model import Change, Exercise, History, Verdict
 from labkit.workshop.replay import AppReplay, flux_gitops_yaml
 from labkit.workshop.replay_extra import docs_of, dump_docs, edit_docs, fmt_s
+from labkit.workshop.yamltext import yaml_dump
 
 SCENARIO = "push-vs-pull"
 NS = "shop"
@@ -68,7 +69,7 @@ def _lead_start() -> dict[str, str]:
                       "CI commit run in production within 3 minutes.\n"),
         "app/namespace.yaml": dump_docs([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}]),
         "app/deployment.yaml": dump_docs([_deployment()]),
-        "app/kustomization.yaml": yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "app/kustomization.yaml": yaml_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
                                                   "kind": "Kustomization",
                                                   "resources": ["namespace.yaml", "deployment.yaml"],
                                                   "images": [{"name": IMAGE, "newTag": "1.0.0"}]}, sort_keys=False),

@@ -154,11 +154,13 @@ def _second_receiver(files):
     """A new, correct Receiver next to the old one — under a name the git host's webhook does not call."""
     import yaml
 
+    from labkit.workshop.yamltext import yaml_dump
+
     kpath = "staging/flux-system/kustomization.yaml"
     k = yaml.safe_load(files[kpath])
     k["resources"].append("receiver-fleet.yaml")
     return {"staging/flux-system/receiver-fleet.yaml": receiver_yaml(name="fleet-receiver"),
-            kpath: yaml.safe_dump(k, sort_keys=False)}
+            kpath: yaml_dump(k, sort_keys=False)}
 
 
 # ---------------------------------------------------------------------- rollback-health-timeout

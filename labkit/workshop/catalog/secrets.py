@@ -14,8 +14,10 @@ happened there:
     controller starts, as from a key backup).  Solved when the Secret
     ``shop/db-credentials`` exists, was written by the sealed-secrets controller
     (owned by a SealedSecret), holds the DBA's password, ``shop-api`` has its
-    pods ready, and ``scan_history`` (the plaintext guard run over every
-    commit of the lab's repository, like ``gitleaks detect``) finds nothing.
+    pods ready, ``scan_history`` (the plaintext guard run over every
+    commit of the lab's repository, like ``gitleaks detect``) finds nothing,
+    and the password itself (or its base64) is in no committed file of any
+    commit — the participant's (a comment, a README) or the lab repository's.
 ``secrets-sops-decrypt``
     ``app/api-token.enc.yaml`` is encrypted with SOPS for the age key the
     platform team put in the cluster (``flux-system/sops-age``).  Solved when the
@@ -39,6 +41,7 @@ from labkit.workshop.model import Change, Commit, Exercise, History, Verdict
 from labkit.workshop.replay import AppReplay, flux_gitops_yaml
 from labkit.workshop.replay_extra import (docs_of, dump_docs, edit_docs, fmt_s, lab_age_key, lab_certificate_pem,
                                           participant_commit_of, sealing_key_backup)
+from labkit.workshop.yamltext import yaml_dump
 
 SCENARIO = "secrets"
 NS = "shop"
@@ -80,7 +83,7 @@ def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def _kustomization(*resources: str) -> str:
-    return yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+    return yaml_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                            "resources": list(resources)}, sort_keys=False)
 
 
@@ -88,7 +91,7 @@ def _add_resource(files: Mapping[str, str], name: str) -> str:
     k = yaml.safe_load(files[KUSTOMIZATION])
     if name not in k["resources"]:
         k["resources"].append(name)
-    return yaml.safe_dump(k, sort_keys=False)
+    return yaml_dump(k, sort_keys=False)
 
 
 def _plain_secret(name: str, key: str, value: str, namespace: str = NS, *, encoded: bool = True) -> dict[str, Any]:
@@ -138,9 +141,20 @@ def _pods_text(ready: int, why: str) -> str:
     return f"{APP} has {ready}/2 pods ready" + (f" ({why})" if why else "")
 
 
-def _findings_text(lab: Any, history: History) -> str | None:
+def _way_forward(sha: str | None) -> str:
+    """What to do once a credential is in git history (a commit deleting it does not take it out)."""
+    rev = sha[:7] if sha else "<that commit>"
+    return (f"way forward: a new commit that removes it does not help — commit {rev} still holds it. In this "
+            f"workshop, rewrite your workspace's history so no commit holds it: in fleet/, `git rebase -i {rev}~1` and drop or "
+            f"edit that commit, or `git reset --hard {rev}~1` (drops it and every later commit; `git reset --hard "
+            "workshop-start` goes back to the start of every exercise), then commit again without it. In real "
+            "life, rotate the credential: a rewrite does not reach the clones, forks and CI caches that already have "
+            "it.")
+
+
+def _findings(lab: Any, history: History) -> tuple[str, str | None] | None:
     """The first credential the guard's history scan finds in the lab's repository, named by the participant's
-    commit."""
+    commit; and that commit's sha."""
     from labkit.secrets.guard import scan_history
 
     findings = scan_history(lab.repo)
@@ -155,7 +169,51 @@ def _findings_text(lab: Any, history: History) -> str | None:
     where = f'your commit {c.sha[:7]} ("{c.message}")' if c else f"commit {f.commit[:7]}"
     more = f" (and {len(findings) - 1} more finding{'s' if len(findings) > 2 else ''})" if len(findings) > 1 else ""
     return (f"plaintext reached git history in {where}: {f.path}: {f.object} field {f.field}{more} — every clone "
-            "keeps it, whatever later commits do")
+            "keeps it, whatever later commits do"), (c.sha if c else f.commit)
+
+
+def _literal_leak(lab: Any, history: History, original_start: Mapping[str, str], secret: str,
+                  what: str) -> tuple[str, str | None] | None:
+    """``secret`` (or its base64) anywhere in a committed file: the participant's commits (every file, whatever
+    its name — a comment, a README), then every commit of the lab's repository.  ``original_start`` is the folder
+    as handed out (a file unchanged since then is the platform's, not a commit of the participant's)."""
+    b64 = base64.b64encode(secret.encode()).decode().rstrip("=")
+
+    def found(text: str) -> str | None:
+        if secret in text:
+            return "in plain text"
+        if b64 in text:
+            return "base64-encoded"
+        return None
+
+    for c in history.commits:
+        for path in sorted(c.files):
+            text = c.files[path]
+            if original_start.get(path) == text:
+                continue
+            how = found(text)
+            if how:
+                return (f"{what} is in git history, {how}: your commit {c.sha[:7]} (\"{c.message}\"), {path} — "
+                        "every clone keeps it, whatever later commits do"), c.sha
+    g = lab.repo.git.git
+    for sha in [s for s in g.rev_list("--reverse", "--topo-order", "--all").split() if s]:
+        for path in [p for p in g.ls_tree("-r", "-z", "--name-only", sha).split("\0") if p]:
+            try:
+                text = g.show(f"{sha}:{path}")
+            except Exception:  # noqa: BLE001 - not text: nothing to read
+                continue
+            how = found(text)
+            if how:
+                c = participant_commit_of(history, path, text)
+                where = f'your commit {c.sha[:7]} ("{c.message}")' if c else f"commit {sha[:7]} of the lab's repository"
+                return (f"{what} is in git history, {how}: {where}, {path} — every clone keeps it, whatever later "
+                        "commits do"), (c.sha if c else None)
+    return None
+
+
+def _leak_verdict(ex: str, leak: tuple[str, str | None], figures: dict[str, Any]) -> Verdict:
+    text, sha = leak
+    return Verdict(ex, False, text, notes=[_way_forward(sha)], figures=figures)
 
 
 def _without_ignored_start(history: History, ignored: tuple[str, ...]) -> History:
@@ -205,6 +263,7 @@ def _judge_seal(history: History) -> Verdict:
     from labkit.sim.registry import ImageRegistry
 
     ex = "secrets-seal-it"
+    original_start = history.start
     history = _without_ignored_start(history, (SEAL_LOCAL,))
 
     def factory() -> Any:
@@ -225,9 +284,10 @@ def _judge_seal(history: History) -> Verdict:
             return Verdict(ex, False, f"no commit yet: {_pods_text(ready, why)}", figures=figures)
         if rep.refused:
             return Verdict(ex, False, f"the platform could not apply your change: {rep.refused[0]}", figures=figures)
-        leak = _findings_text(lab, history)
+        leak = _findings(lab, history) or _literal_leak(lab, history, original_start, DB_PASSWORD,
+                                                        "the DBA's password")
         if leak:
-            return Verdict(ex, False, leak, figures=figures)
+            return _leak_verdict(ex, leak, figures)
         st = lab.state("apps")
         if st.ok is False:
             return Verdict(ex, False, f"the Kustomization apps is not Ready: {st.message}", figures=figures)
@@ -259,8 +319,9 @@ def _judge_seal(history: History) -> Verdict:
         n = len(list(lab.repo.git.git.rev_list("--all").split()))
         figures["lab_commits_scanned"] = n
         return Verdict(ex, True, f"the sealed-secrets controller unsealed SealedSecret shop/db-credentials into the "
-                       f"Secret {APP} reads (the DBA's password); {APP} has 2/2 pods ready; the plaintext guard found "
-                       f"no credential in any of the {n} commits of git history", figures=figures)
+                       f"Secret {APP} reads (the DBA's password); {APP} has 2/2 pods ready; neither the plaintext "
+                       f"guard nor a search for the password itself found it in any of the {n} commits of git history",
+                       figures=figures)
     finally:
         lab.close()
 
@@ -293,7 +354,7 @@ def _remove_plain(files: Mapping[str, str]) -> dict[str, str | None]:
     out: dict[str, str | None] = dict(_seal_solution(files))
     k = yaml.safe_load(out[KUSTOMIZATION])
     k["resources"] = [r for r in k["resources"] if r != "db-credentials.yaml"]
-    out[KUSTOMIZATION] = yaml.safe_dump(k, sort_keys=False)
+    out[KUSTOMIZATION] = yaml_dump(k, sort_keys=False)
     out["app/db-credentials.yaml"] = None
     return out
 
@@ -346,9 +407,9 @@ def _judge_sops(history: History) -> Verdict:
                            f"{_pods_text(ready, why)}", figures=figures)
         if rep.refused:
             return Verdict(ex, False, f"the platform could not apply your change: {rep.refused[0]}", figures=figures)
-        leak = _findings_text(lab, history)
+        leak = _findings(lab, history)
         if leak:
-            return Verdict(ex, False, leak, figures=figures)
+            return _leak_verdict(ex, leak, figures)
         if st.ok is not True:
             return Verdict(ex, False, f"the Kustomization apps is not Ready: {st.message or 'no reconcile finished'}; "
                            f"{_pods_text(ready, why)}", figures=figures)

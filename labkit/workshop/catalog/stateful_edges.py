@@ -19,16 +19,23 @@ StatefulSet validation — and reads the outcome from the lab:
     the cluster (so the operator still manages it), and the ConfigMap was
     pruned (pruning still works for everything else).
 ``stateful-grow-volumes``
-    Solved when, after the participant's commits, the StatefulSet asks for 2Gi
-    per claim, the Kustomization is Ready at the last commit (the sync is not
-    wedged), the two claims created at the start were never deleted, and the
-    StatefulSet's ready pods mount them.
+    Solved when, after the participant's commits, the StatefulSet's
+    ``volumeClaimTemplates`` ask for 2Gi (the size of claims it creates from now
+    on; compared as quantities: 2048Mi is 2Gi), the Kustomization is Ready at
+    the last commit (the sync is not wedged), the two claims created at the
+    start were never deleted, and the StatefulSet's ready pods mount them.  The
+    judge does not claim the existing claims grew: a template change never
+    resizes a PersistentVolumeClaim the StatefulSet already made (growing one
+    is a separate step — its own ``spec.resources.requests.storage``, on a
+    StorageClass with ``allowVolumeExpansion``); the verdict says so and
+    reports the claims' requested size.
 """
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
 
+from labkit.engine.normalize import quantities_equal
 from labkit.workshop.model import Change, Exercise, History, Verdict
 from labkit.workshop.replay import AppReplay, argo_gitops_yaml, flux_gitops_yaml
 from labkit.workshop.replay_extra import annotate, docs_of, dump_docs, edit_docs, fmt_s
@@ -50,16 +57,13 @@ def _gitops(dialect: str) -> str:
 
 
 def _namespace() -> str:
-    from labkit.scenarios.applab import yaml_docs
-
-    return yaml_docs({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    return dump_docs([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}])
 
 
 # ------------------------------------------------------------------ protect the database
 
 def _db_start(dialect: str) -> dict[str, str]:
     from labkit.operators.database import database_manifest
-    from labkit.scenarios.applab import yaml_docs
     from labkit.scenarios.stateful_edges import ORDERS_SCHEMA
 
     kind = "Kustomization" if dialect == "flux" else "Application"
@@ -69,10 +73,10 @@ def _db_start(dialect: str) -> dict[str, str]:
                       "operator turns it into a real database and drops the database when the object is deleted) and "
                       f"an old ConfigMap. `{GITOPS}` is the {kind} (prune on).\n"),
         "platform/namespace.yaml": _namespace(),
-        ORDERS: yaml_docs(database_manifest("orders", NS, schema=ORDERS_SCHEMA)),
-        LEGACY: yaml_docs({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "legacy-config",
-                                                                                "namespace": NS},
-                           "data": {"FEATURE_FLAGS": "v1-checkout"}}),
+        ORDERS: dump_docs([dict(database_manifest("orders", NS, schema=ORDERS_SCHEMA))]),
+        LEGACY: dump_docs([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "legacy-config",
+                                                                                 "namespace": NS},
+                            "data": {"FEATURE_FLAGS": "v1-checkout"}}]),
         GITOPS: _gitops(dialect),
     }
 
@@ -226,8 +230,14 @@ def _sts_start() -> dict[str, str]:
 
     return {
         "README.md": ("# stateful-grow-volumes\n\n`platform/postgres.yaml` holds the StatefulSet `pg` (2 replicas, "
-                      "a `data` claim of 1Gi each); Flux reconciles `platform/` (`gitops/platform.yaml`). Grow the "
-                      "claims to 2Gi without wedging the sync and without losing the data.\n"),
+                      "a `data` claim of 1Gi each, from its `volumeClaimTemplates`); Flux reconciles `platform/` "
+                      "(`gitops/platform.yaml`).\n\nMake the StatefulSet's claim template ask for 2Gi — the size "
+                      "of every claim it creates from now on — without wedging the sync and without losing the "
+                      "data: the pods keep their original claims `data-pg-0` and `data-pg-1`.\n\n"
+                      "What this does *not* do: the claims that already exist stay 1Gi. A StatefulSet never "
+                      "resizes a PersistentVolumeClaim it has already made; growing one is a separate step (edit "
+                      "that PVC's `spec.resources.requests.storage`, which works only when its StorageClass has "
+                      "`allowVolumeExpansion: true`). The check tells you the claims' size too.\n"),
         "platform/namespace.yaml": _namespace(),
         POSTGRES: platform_files("flux", databases=False)[POSTGRES] or "",
         GITOPS: _gitops("flux"),
@@ -261,6 +271,9 @@ def _judge_sts(history: History) -> Verdict:
         mounted = sorted({v["persistentVolumeClaim"]["claimName"]
                           for p in lab.cluster.list("v1", "Pod", NS) if not p["metadata"].get("deletionTimestamp")
                           for v in (p.get("spec") or {}).get("volumes") or [] if v.get("persistentVolumeClaim")})
+        claim_sizes = {c["metadata"]["name"]: ((c.get("spec") or {}).get("resources") or {}).get("requests", {})
+                       .get("storage") for c in lab.cluster.list("v1", "PersistentVolumeClaim", NS)
+                       if not c["metadata"].get("deletionTimestamp")}
         recreated = len([e for e in lab.events(component="api", event="Deleted", since=first)
                          if e.object.startswith(f"Pod/{NS}/")])
         st = lab.state(APP)
@@ -268,17 +281,17 @@ def _judge_sts(history: History) -> Verdict:
         at_head = head in (st.revision or "")
         name = sts["metadata"]["name"] if sts else "pg"
         figures = {"storage": storage, "ready": ready, "original_claims": original, "deleted_claims": deleted,
-                   "mounted_claims": mounted, "pods_recreated": recreated, "kustomization_ready": st.ok,
-                   "commits": len(history.commits)}
+                   "mounted_claims": mounted, "claim_sizes": claim_sizes, "pods_recreated": recreated,
+                   "kustomization_ready": st.ok, "commits": len(history.commits)}
         if not history.commits:
-            return Verdict(ex, False, f"no commit yet: StatefulSet data/{name} asks for {storage or '?'} per claim "
-                           "(goal: 2Gi)", figures=figures)
+            return Verdict(ex, False, f"no commit yet: StatefulSet data/{name}'s claim template asks for "
+                           f"{storage or '?'} per claim (goal: 2Gi)", figures=figures)
         if st.ok is not True or not at_head:
             return Verdict(ex, False, f"the sync is wedged: Kustomization {APP} is not Ready at your last commit: "
                            f"{' '.join((st.message or 'no reconcile finished').split())}", figures=figures)
-        if storage != "2Gi":
-            return Verdict(ex, False, f"StatefulSet data/{name} asks for {storage or 'nothing'} per claim (goal: 2Gi)",
-                           figures=figures)
+        if not quantities_equal(storage, "2Gi"):  # 2048Mi is 2Gi: compare values, not spellings
+            return Verdict(ex, False, f"StatefulSet data/{name}'s claim template asks for {storage or 'nothing'} per "
+                           "claim (goal: 2Gi)", figures=figures)
         lost = [c for c in original if c in deleted]
         if lost:
             return Verdict(ex, False, f"the claims {', '.join(lost)} were deleted: the data is gone", figures=figures)
@@ -290,9 +303,13 @@ def _judge_sts(history: History) -> Verdict:
                                figures=figures)
             return Verdict(ex, False, f"StatefulSet data/{name} has {ready}/2 pods ready", figures=figures)
         note = f" ({recreated} pods were recreated on the way)" if recreated else ""
-        return Verdict(ex, True, f"Kustomization {APP} is Ready at your last commit; StatefulSet data/{name} asks for "
-                       f"2Gi per claim and its 2 ready pods still mount {', '.join(original)} (never deleted)"
-                       f"{note}", figures=figures)
+        sizes = ", ".join(f"{c} {claim_sizes.get(c) or '?'}" for c in original)
+        return Verdict(ex, True, f"Kustomization {APP} is Ready at your last commit; StatefulSet data/{name}'s claim "
+                       f"template asks for {storage} for new claims and its 2 ready pods still mount "
+                       f"{', '.join(original)} (never deleted){note}. Those existing claims still request {sizes}: "
+                       "a template change never resizes a PVC the StatefulSet already made — growing them is a "
+                       "separate step (each PVC's spec.resources.requests.storage, on a StorageClass with "
+                       "allowVolumeExpansion: true)", figures=figures)
     finally:
         lab.close()
 
@@ -372,9 +389,11 @@ EXERCISES = (
     Exercise(
         id="stateful-grow-volumes",
         scenario=SCENARIO,
-        title="Grow a StatefulSet's volumes without wedging the sync",
-        goal="StatefulSet data/pg asks for 2Gi per claim, the Kustomization is Ready at your last commit, and its 2 "
-             "ready pods still mount the claims data-pg-0 and data-pg-1 created at the start (never deleted).",
+        title="Change a StatefulSet's claim template to 2Gi without wedging the sync",
+        goal="StatefulSet data/pg's volumeClaimTemplates ask for 2Gi (the size of claims it creates from now on), the "
+             "Kustomization is Ready at your last commit (the sync is not wedged), and its 2 ready pods keep their "
+             "original claims data-pg-0 and data-pg-1 (never deleted). Those existing claims are not resized by "
+             "this: a template change never grows a PVC already made.",
         task="Edit fleet/stateful-grow-volumes/platform/postgres.yaml (and, if you need it, gitops/platform.yaml), "
              "commit, then `labkit check stateful-grow-volumes`.",
         start=_sts_start,

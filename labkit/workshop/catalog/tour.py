@@ -19,6 +19,7 @@ import yaml
 from labkit.workshop.fleet_replay import (FleetReplay, add_receiver, deliveries, failures, fleet_files, pod_problem,
                                           podinfo_status, set_in_yaml, webhook_story)
 from labkit.workshop.model import Change, Exercise, History, Verdict
+from labkit.workshop.yamltext import yaml_dump
 
 SCENARIO = "tour"
 FIRST_AT, GAP = 60.0, 300.0
@@ -53,7 +54,7 @@ def _set_tag(path: str, tag: str):
         for img in k.get("images") or []:
             if img.get("name") == PODINFO:
                 img["newTag"] = tag
-        return {path: yaml.safe_dump(k, sort_keys=False)}
+        return {path: yaml_dump(k, sort_keys=False)}
     return edit
 
 
@@ -210,13 +211,13 @@ def _delete_patch(files):
     k = yaml.safe_load(files[STAGING_OVERLAY])
     k.setdefault("patches", []).append({"path": "delete-service.yaml"})
     return {"apps/podinfo/staging/delete-service.yaml": DELETE_SERVICE,
-            STAGING_OVERLAY: yaml.safe_dump(k, sort_keys=False)}
+            STAGING_OVERLAY: yaml_dump(k, sort_keys=False)}
 
 
 def _drop_from_base(files):
     k = yaml.safe_load(files[BASE_KUSTOMIZATION])
     k["resources"] = [r for r in k["resources"] if r != "service.yaml"]
-    return {BASE_KUSTOMIZATION: yaml.safe_dump(k, sort_keys=False)}
+    return {BASE_KUSTOMIZATION: yaml_dump(k, sort_keys=False)}
 
 
 def _interval(path: str, kind: str, value: str):
