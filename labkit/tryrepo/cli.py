@@ -86,12 +86,20 @@ def _exit_on_termination() -> Callable[[], None]:
     """
     def terminate(signum: int, _frame: Any) -> None:
         signal.signal(signum, signal.SIG_IGN)
+        _kill_children()
         raise SystemExit(128 + signum)
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        _kill_children()
+        raise KeyboardInterrupt
 
     previous: dict[int, Any] = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, terminate)
+        # explicitly: a shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     except ValueError:  # not the main thread
         pass
 
@@ -100,6 +108,24 @@ def _exit_on_termination() -> Callable[[], None]:
             signal.signal(sig, handler)
 
     return restore
+
+
+def _kill_children() -> None:
+    """Kill this process's child processes (a kustomize or git started from any thread) before cleaning up."""
+    import os
+
+    pids: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids.update(int(p) for p in fh.read().split())
+    except OSError:
+        return  # not Linux: subprocess.run kills its own child on the way out
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _warn_refusals(refused: Sequence[tuple[str, str]]) -> None:
