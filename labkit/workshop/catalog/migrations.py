@@ -186,6 +186,14 @@ def _short(msg: str, n: int = 220) -> str:
     return msg if len(msg) <= n else msg[: n - 1] + "…"
 
 
+def _replay(history: History, holder: dict[str, Any]) -> AppReplay:
+    """The participant's commits replayed into the migrations lab, the clock at the release time."""
+    rep = AppReplay.run(history, dialect="argo", first_at=FIX_AT, gap=GAP, lab_factory=_lab_factory(holder))
+    if not rep.refused:
+        rep.lab.run((rep.pushed_at[-1] if rep.pushed_at else FIX_AT) + RELEASE_AFTER)
+    return rep
+
+
 # ------------------------------------------------------------------ migrations-presync
 
 def _judge_presync(history: History) -> Verdict:
@@ -193,12 +201,11 @@ def _judge_presync(history: History) -> Verdict:
 
     ex = "migrations-presync"
     holder: dict[str, Any] = {}
-    rep = AppReplay.run(history, dialect="argo", first_at=FIX_AT, gap=GAP, lab_factory=_lab_factory(holder))
+    rep = _replay(history, holder)
     lab = rep.lab
     try:
         if rep.refused:
             return Verdict(ex, False, f"Argo CD refused your Application: {rep.refused[0]}")
-        lab.run((rep.pushed_at[-1] if rep.pushed_at else FIX_AT) + RELEASE_AFTER)
         release_at = lab.now
         sha = _release(lab, "1.0.0", "1.1.0", MIGRATIONS["1.1.0"])
         phase, message, _ = _settle(lab, sha, 1200)
@@ -246,12 +253,11 @@ def _judge_fail_fast(history: History) -> Verdict:
 
     ex = "migrations-fail-fast"
     holder: dict[str, Any] = {}
-    rep = AppReplay.run(history, dialect="argo", first_at=FIX_AT, gap=GAP, lab_factory=_lab_factory(holder))
+    rep = _replay(history, holder)
     lab = rep.lab
     try:
         if rep.refused:
             return Verdict(ex, False, f"Argo CD refused your Application: {rep.refused[0]}")
-        lab.run((rep.pushed_at[-1] if rep.pushed_at else FIX_AT) + RELEASE_AFTER)
         release_at = lab.now
         sha = _release(lab, "1.1.0", "1.2.0", BROKEN)
         phase, message, done_at = _settle(lab, sha, 1800)
