@@ -2,7 +2,7 @@
 
     labkit scenarios [NAME]                 list scenarios, or show one's parameters and metrics
     labkit run NAME [--param k=v]... [--seed N] [--cluster sim|kwok|kind|CONTEXT] [--out DIR] [--json]
-    labkit run --all [--out DIR]            every scenario into DIR/<name>/ (default reports/)
+    labkit run --all [--out DIR] [--jobs N]  every scenario into DIR/<name>/ (default reports/), N at a time
     labkit try PATH_OR_GIT_URL [...]        reconcile your own manifest repo in the simulator (labkit.tryrepo.cli)
     labkit lab [--workspace DIR] [JUPYTER ARGS...]   JupyterLab in notebooks/ (or a workshop workspace)
     labkit bench [--only NAME]... [--quick] [--json]   every benchmarks/bench_*.py, one table (labkit.bench)
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout (nothing else)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer than this")
     p.add_argument("--kernel", metavar="NAME", help="Jupyter kernel to execute with (default: $LABKIT_KERNEL or python3)")
+    p.add_argument(
+        "--jobs", "-j", metavar="N",
+        help=f"with --all: run N notebooks at a time, each in its own process, longest first "
+             f"(default: the number of cores, {os.cpu_count() or 1}; 1 runs them one after another)",
+    )
     p.set_defaults(func=cmd_run)
 
     from labkit.tryrepo.cli import add_parser as add_try_parser  # `labkit try` (labkit.tryrepo)
@@ -203,6 +208,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
     if args.param:
         raise LabkitError("--param applies to one scenario; `run --all` uses every scenario's defaults", field="--param")
+    jobs = _jobs(args.jobs)
     out, err = _consoles()
     scenarios = sc_mod.load_all()  # a malformed scenario file stops everything, before anything runs
     if not scenarios:
@@ -218,18 +224,25 @@ def _run_all(args: argparse.Namespace) -> int:
         console=err,
     ) as progress:
         task = progress.add_task("scenarios", total=len(scenarios))
+        running: list[str] = []
+
+        def show_running() -> None:
+            progress.update(task, description=f"running {', '.join(running)}" if running else "scenarios")
 
         def on_start(sc: sc_mod.Scenario) -> None:
-            progress.update(task, description=f"running {sc.name}")
+            running.append(sc.name)
+            show_running()
 
         def on_done(sc: sc_mod.Scenario, res: runner.RunResult) -> None:
+            running.remove(sc.name)
             mark = Text("ok  ", style="green") if res.ok else Text("FAIL", style="bold red")
             progress.console.print(Text.assemble(mark, f" {sc.name} ({res.duration_s:.1f} s)"))
             progress.advance(task)
+            show_running()
 
         results = runner.run_all(
             scenarios, root, seed=args.seed, cluster=args.cluster, kernel=args.kernel,
-            timeout=args.timeout, on_start=on_start, on_done=on_done,
+            timeout=args.timeout, jobs=jobs, on_start=on_start, on_done=on_done,
         )
         progress.update(task, description="done")
 
@@ -250,7 +263,24 @@ def _run_all(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _jobs(text: str | None) -> int:
+    """``--jobs``: a whole number of 1 or more; the number of cores when not given."""
+    if text is None:
+        from labkit.parallel import default_jobs
+
+        return default_jobs()
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise LabkitError(f"expects a whole number of 1 or more, got {text!r}", field="--jobs")
+    return jobs
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.jobs is not None and not args.all:
+        raise LabkitError("applies to `run --all`; one scenario runs in one kernel", field="--jobs")
     if args.all and args.name:
         raise LabkitError("give a scenario NAME or --all, not both")
     if not args.all and not args.name:

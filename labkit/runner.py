@@ -26,6 +26,7 @@ the full traceback is) -- never a traceback.  Input mistakes raise
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -322,32 +323,57 @@ def run_all(
     cluster: str = "sim",
     kernel: str | None = None,
     timeout: float | None = None,
+    jobs: int = 1,
     on_start: Callable[[Scenario], None] | None = None,
     on_done: Callable[[Scenario, RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run each scenario with its defaults into ``<out_root>/<name>/``, one after another."""
+    """Run each scenario with its defaults into ``<out_root>/<name>/``; results in the given order.
+
+    ``jobs`` 1 runs them one after another, in order.  More runs up to ``jobs`` at a
+    time, each in its own worker process (:mod:`labkit.parallel`), longest first;
+    ``on_start``/``on_done`` are then called in this process as each one starts and
+    finishes, and the results still come back in the given order.
+    """
     from labkit.scenarios.target import kind_of, provision
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise LabkitError(f"expects a whole number of 1 or more, got {jobs!r}", field="--jobs")
     scenarios = list(scenarios)
     if not isinstance(cluster, str) or not any(kind_of(cluster) in sc.clusters for sc in scenarios if sc.clusters):
         # nothing will use a real cluster (sim, or every scenario refuses it): start nothing
-        return _run_each(scenarios, Path(out_root), seed, cluster, kernel, timeout, on_start, on_done)
+        return _run_each(scenarios, Path(out_root), seed, cluster, kernel, timeout, jobs, on_start, on_done)
     with provision(cluster) as target:  # one temporary control plane (if any) for all of them
-        return _run_each(scenarios, Path(out_root), seed, target, kernel, timeout, on_start, on_done)
+        return _run_each(scenarios, Path(out_root), seed, target, kernel, timeout, jobs, on_start, on_done)
+
+
+def run_in_batch(sc: Scenario, root: Path, seed: int, cluster: str, kernel: str | None,
+                 timeout: float | None) -> RunResult:
+    """One scenario of ``run --all`` into ``root/<name>``; a ``LabkitError`` becomes a failed result."""
+    try:
+        return run_scenario(sc, seed=seed, cluster=cluster, out_dir=root / sc.name, kernel=kernel, timeout=timeout)
+    except LabkitError as exc:  # e.g. a scenario that does not run on this cluster: report it, run the rest
+        return _not_run(sc, root, cluster, str(exc))
+
+
+def _not_run(sc: Scenario, root: Path, cluster: str, error: str) -> RunResult:
+    out = (root / sc.name).resolve()
+    return RunResult(sc.name, False, out, out / f"{sc.name}.ipynb", {"cluster": cluster}, 0.0, error=error)
 
 
 def _run_each(scenarios: list[Scenario], root: Path, seed: int, cluster: str, kernel: str | None,
-              timeout: float | None, on_start: Callable[[Scenario], None] | None,
+              timeout: float | None, jobs: int, on_start: Callable[[Scenario], None] | None,
               on_done: Callable[[Scenario, RunResult], None] | None) -> list[RunResult]:
+    if jobs > 1 and len(scenarios) > 1:
+        from labkit.parallel import run_parallel
+
+        run = functools.partial(run_in_batch, root=root, seed=seed, cluster=cluster, kernel=kernel, timeout=timeout)
+        return run_parallel(scenarios, run, jobs, on_start=on_start, on_done=on_done,
+                            lost=lambda sc, why: _not_run(sc, root, cluster, f"scenario {sc.name!r} failed: {why}"))
     results = []
     for sc in scenarios:
         if on_start:
             on_start(sc)
-        try:
-            res = run_scenario(sc, seed=seed, cluster=cluster, out_dir=root / sc.name, kernel=kernel, timeout=timeout)
-        except LabkitError as exc:  # e.g. a scenario that does not run on this cluster: report it, run the rest
-            out = (root / sc.name).resolve()
-            res = RunResult(sc.name, False, out, out / f"{sc.name}.ipynb", {"cluster": cluster}, 0.0, error=str(exc))
+        res = run_in_batch(sc, root, seed, cluster, kernel, timeout)
         results.append(res)
         if on_done:
             on_done(sc, res)
