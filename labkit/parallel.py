@@ -79,8 +79,14 @@ def schedule(scenarios: list[Scenario], durations: Mapping[str, float]) -> list[
     return sorted(scenarios, key=lambda sc: (-durations.get(sc.name, math.inf), order[sc.name]))
 
 
-def _worker(conn: Connection, run: Callable[[Scenario], Any], sc: Scenario) -> None:
-    """In the worker process: ``run(sc)`` and send back ``("ok", result)`` or ``("raised", exception)``."""
+def _worker(conn: Connection, run: Callable[[Scenario], Any], sc: Scenario, environ: dict[str, str]) -> None:
+    """In the worker process: ``run(sc)`` and send back ``("ok", result)`` or ``("raised", exception)``.
+
+    ``environ`` is the caller's environment now: the forkserver's is the one it started
+    with (multiprocessing passes the working directory and ``sys.path``, not the environment).
+    """
+    os.environ.clear()
+    os.environ.update(environ)
     try:
         message: tuple[str, Any] = ("ok", run(sc))
     except KeyboardInterrupt:
@@ -110,6 +116,9 @@ def _lost(exitcode: int | None) -> str:
 
 
 def _context() -> Any:
+    """The forkserver context with the runner preloaded (spawn where there is no forkserver: Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - POSIX has it
+        return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
     return ctx
@@ -137,7 +146,7 @@ def run_parallel(scenarios: list[Scenario], run: Callable[[Scenario], R], jobs: 
             while pending and len(running) < jobs and raised is None:
                 sc = pending.pop(0)
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker, args=(send, run, sc),
+                proc = ctx.Process(target=_worker, args=(send, run, sc, dict(os.environ)),
                                    name=f"labkit-run-{sc.name}")
                 if on_start:
                     on_start(sc)

@@ -71,6 +71,11 @@ def test_missing_metric_exits_nonzero(cli, fixture_home, tmp_path):
         (["run"], ["name a scenario to run, or --all"]),
         (["run", "ok", "--all"], ["not both"]),
         (["run", "--all", "--param", "n=1"], ["--param applies to one scenario"]),
+        (["run", "--all", "--jobs", "0"], ["--jobs: expects a whole number of 1 or more, got '0'"]),
+        (["run", "--all", "-j", "-2"], ["--jobs: expects a whole number of 1 or more, got '-2'"]),
+        (["run", "--all", "--jobs=two"], ["--jobs: expects a whole number of 1 or more, got 'two'"]),
+        (["run", "--all", "-j", "1.5"], ["--jobs: expects a whole number of 1 or more, got '1.5'"]),
+        (["run", "ok", "--jobs", "2"], ["--jobs: applies to `run --all`"]),
     ],
 )
 def test_bad_input_is_one_error_line_exit_2(cli, fixture_home, tmp_path, args, words):
