@@ -1,6 +1,6 @@
 # labkit — the two commands the README promises, plus a few helpers.
 #
-#   make lab    set up .venv (once), then run every scenario headless into reports/
+#   make lab    set up .venv (once), then run every scenario headless into reports/ (one per core at a time)
 #   make test   set up .venv (once), then run the whole test suite (tests/)
 #   make bench  set up .venv (once), then `labkit bench`: every benchmarks/bench_*.py, one table
 #   make setup  only set up .venv (what the dev container and Binder run)
@@ -20,6 +20,8 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.labkit-installed
 OUT   ?= reports
 PYTEST_ARGS ?=
+# passed to `labkit run --all` by `make lab`, e.g. LAB_ARGS='--jobs 1' (default: one notebook per core at a time)
+LAB_ARGS ?=
 
 .PHONY: lab test bench setup clean help controlplane browser durations
 
@@ -47,7 +49,7 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/labkit run --all --out $(OUT)
+	$(VENV)/bin/labkit run --all --out $(OUT) $(LAB_ARGS)
 	@echo "Reports are in $(OUT)/ : one folder per scenario with the executed notebook, metrics.json, figures and run.log."
 
 test: $(STAMP) controlplane
