@@ -5,8 +5,11 @@ Target (issue 18): `labkit run --all` under 40 s on two cores with the default `
 reported next to it, without a target, so the gain is read on the same machine under the
 same load.  Each run is `python -m labkit run --all --jobs N --out <tmp>` in a fresh
 process, as a user types it; the figure is its wall time, the note says how many
-scenarios succeeded and the CPU seconds the run and its kernels used (the floor on two
-cores is that divided by two).  A missed target is a figure, not a failure.
+scenarios succeeded.  The serial run's note also gives the CPU seconds the run and its
+kernels used: on two cores no order gets the parallel run below half of that.  (The
+parallel run's workers are children of the forkserver, which reaps them, so their CPU
+time does not reach this process and is not reported.)  A missed target is a figure, not
+a failure.
 
     .venv/bin/python benchmarks/bench_lab.py [--jobs N]... [--no-serial]
 
@@ -59,15 +62,15 @@ def main() -> int:
     print(f"machine: {cores} cores; load average {os.getloadavg()[0]:.2f} (other work skews wall times)")
     figures = []
     for jobs in args.jobs or [cores]:
-        wall, cpu, summary = run_all(jobs)
-        print(f"labkit run --all --jobs {jobs}: {wall:.1f} s wall, {cpu:.1f} CPU s; {summary}")
+        wall, _, summary = run_all(jobs)
+        print(f"labkit run --all --jobs {jobs}: {wall:.1f} s wall; {summary}")
         target = TARGET_S if (jobs == cores == 2 and not quick()) else None
-        figures.append(Figure(f"labkit run --all wall, {jobs} jobs", wall, "s", target=target,
-                              note=f"{summary}; {cpu:.0f} CPU s"))
+        figures.append(Figure(f"labkit run --all wall, {jobs} jobs", wall, "s", target=target, note=summary))
     if not (args.no_serial or quick()):
         wall, cpu, summary = run_all(1)
         print(f"labkit run --all --jobs 1: {wall:.1f} s wall, {cpu:.1f} CPU s; {summary}")
-        figures.append(Figure("labkit run --all wall, serial (1 job)", wall, "s", note=f"{summary}; {cpu:.0f} CPU s"))
+        figures.append(Figure("labkit run --all wall, serial (1 job)", wall, "s",
+                              note=f"{summary}; {cpu:.0f} CPU s (run and kernels)"))
     report(figures)
     return 0
 
