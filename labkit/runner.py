@@ -366,7 +366,8 @@ def _run_each(scenarios: list[Scenario], root: Path, seed: int, cluster: str, ke
     if jobs > 1 and len(scenarios) > 1:
         from labkit.parallel import run_parallel
 
-        run = functools.partial(run_in_batch, root=root, seed=seed, cluster=cluster, kernel=kernel, timeout=timeout)
+        run = functools.partial(run_in_batch, root=root.resolve(), seed=seed, cluster=cluster, kernel=kernel,
+                                timeout=timeout)
         return run_parallel(scenarios, run, jobs, on_start=on_start, on_done=on_done,
                             lost=lambda sc, why: _not_run(sc, root, cluster, f"scenario {sc.name!r} failed: {why}"))
     results = []
