@@ -683,6 +683,7 @@ class Driver:
         self.started = 0.0
         self.actions: list[P.Mark] = []  # what the participant did, for the "people & CLI" lane
         self._journals: dict[str, list[Event]] = {}
+        self._marks: dict[str, tuple[int, list[P.Mark]]] = {}  # view -> (journal entries read, their marks)
         self._seen: dict[int, str] = {}
 
     # ---------------------------------------------------------------- hooks
@@ -759,8 +760,15 @@ class Driver:
         return list(self._journals.get(self.view) or [])
 
     def marks(self) -> list[P.Mark]:
-        out = [m for m in (mark_of(e) for e in self._journals.get(self.view) or []) if m is not None]
-        return out + self.actions
+        """The timeline's marks: the journal's (read incrementally — it only grows) and the participant's."""
+        journal = self._journals.get(self.view) or []
+        read, marks = self._marks.get(self.view, (0, []))
+        if read > len(journal):  # not an append-only journal after all: start over
+            read, marks = 0, []
+        if read < len(journal):
+            marks.extend(m for m in map(mark_of, journal[read:]) if m is not None)
+            self._marks[self.view] = (len(journal), marks)
+        return marks + self.actions
 
     def lanes(self) -> list[str]:
         used = {m.lane for m in self.marks()}
