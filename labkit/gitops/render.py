@@ -1097,7 +1097,8 @@ class Renderer:
         runs = 0
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="kustomize") as pool:
+        pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="kustomize")
+        try:
             while pending:
                 batch, rest = [], []
                 for req in pending:
@@ -1109,12 +1110,14 @@ class Renderer:
                 for req, fut in zip(batch, futures):
                     try:
                         entry = fut.result()
-                    except LabkitError:
-                        continue  # a timeout, say: not cached, the sequential render reports it
+                    except Exception:  # noqa: BLE001 - a timeout, say: not cached, the sequential render reports it
+                        continue
                     runs += 1
                     self.misses += 1
                     self._store(req[0], entry)
                 pending = rest
+        finally:  # on Ctrl-C, no queued render starts; the running ones end with their kustomize
+            pool.shutdown(wait=True, cancel_futures=True)
         return runs
 
     def render(
