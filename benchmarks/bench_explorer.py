@@ -152,7 +152,7 @@ def main() -> None:
                note=f"{len(clock_paced)} clicks over {len(names)} explorers, {args.think:g} s between clicks"),
         Figure("+10 min click -> view updated, p95", _p95(ten_min) * 1e3, "ms",
                target=None if target is None else target * 1e3, op="<",
-               note=f"{len(ten_min)} clicks advancing 10 simulated minutes, {args.think:g} s between clicks (issue 18)"),
+               note=f"{len(ten_min)} clicks advancing 10 simulated minutes, {args.think:g} s between clicks"),
         Figure("any click (controls too) -> view updated, p95", _p95(all_paced) * 1e3, "ms",
                note=f"{len(all_paced)} clicks; slowest {worst[0]} {worst[1] * 1e3:.0f} ms"),
         Figure("clock click back to back (no pause), p95", _p95(clock_b2b) * 1e3, "ms",
