@@ -241,7 +241,7 @@ def main() -> None:
                    note=f"best of {len(walls)}; analysis {analysis} s of it (try_repo), the rest is start-up and JSON"),
             Figure("labkit try CPU (with its kustomize and git processes)", min(cpus), "s",
                    note="user + system; moves less with the machine's load than the wall time"),
-            Figure("labkit try peak RSS", rss, "MiB", note="the python process; kustomize runs as child processes"),
+            Figure("labkit try peak RSS", rss, "MiB", note="the largest process of the run (labkit itself)"),
         ])
     finally:
         if tmp is not None:
