@@ -19,10 +19,11 @@ once with the same machinery the controllers use:
 
 Renders are memoised per (revision, path, settings), and discovery asks for
 every unit it already knows of up front (``prefetch``), so their kustomize
-processes run on all cores at once instead of one after another.  A failed build raises the
-``LabkitError`` the renderer gives, with the private snapshot directory in the
-message replaced by the repository the user named, so the CLI can print one
-line such as ``apps/web: kustomize build failed: accumulating resources: ...``.
+processes run on all cores at once instead of one after another.  A failed
+build raises the ``LabkitError`` the renderer gives, with the private snapshot
+directory in the message replaced by the repository the user named, so the CLI
+can print one line such as ``apps/web: kustomize build failed: accumulating
+resources: ...``.
 """
 from __future__ import annotations
 
