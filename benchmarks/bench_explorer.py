@@ -1,7 +1,8 @@
 """The live explorers: wall time from a click to the updated view.
 
 Target (issue 16): a click that advances up to 10 simulated minutes updates the view in
-under 300 ms (p95).  For every scenario explorer, this script runs the scenario with the
+under 300 ms (p95); issue 18 asks it of the +10 min click alone, which is its own figure.
+For every scenario explorer, this script runs the scenario with the
 notebook's defaults, opens its explorer (``labkit.scenarios.explorer.explore``, as the
 notebook's last cell does) and plays a fixed session through the real click handlers:
 rounds of one scenario control (a commit, a hotfix, a load switch, a release …) followed
@@ -121,6 +122,7 @@ def main() -> None:
     clock_paced: list[float] = []
     all_paced: list[float] = []
     clock_b2b: list[float] = []
+    ten_min: list[float] = []
     worst = ("", 0.0)
     print(f"{'explorer':<20} {'clicks':>6} {'clock p50':>10} {'clock p95':>10} {'clock max':>10} "
           f"{'control p95':>12} {'b2b clock p95':>14}  (ms; think {args.think:g} s)")
@@ -134,6 +136,7 @@ def main() -> None:
         ctrls = [s for k, s in paced if k not in CLOCK]
         clocks_b2b = [s for k, s in b2b if k in CLOCK]
         clock_paced += clocks
+        ten_min += [s for k, s in paced if k == "+10 min"]
         all_paced += [s for _, s in paced]
         clock_b2b += clocks_b2b
         slow = max(paced, key=lambda x: x[1])
@@ -147,6 +150,9 @@ def main() -> None:
         Figure("clock click (+10 s/+1 min/+10 min) -> view updated, p95", _p95(clock_paced) * 1e3, "ms",
                target=None if target is None else target * 1e3, op="<",
                note=f"{len(clock_paced)} clicks over {len(names)} explorers, {args.think:g} s between clicks"),
+        Figure("+10 min click -> view updated, p95", _p95(ten_min) * 1e3, "ms",
+               target=None if target is None else target * 1e3, op="<",
+               note=f"{len(ten_min)} clicks advancing 10 simulated minutes, {args.think:g} s between clicks"),
         Figure("any click (controls too) -> view updated, p95", _p95(all_paced) * 1e3, "ms",
                note=f"{len(all_paced)} clicks; slowest {worst[0]} {worst[1] * 1e3:.0f} ms"),
         Figure("clock click back to back (no pause), p95", _p95(clock_b2b) * 1e3, "ms",

@@ -560,6 +560,7 @@ class ManifestRepo:
         self._objects = self.remote_path / "objects"
         self._writer = _LooseWriter(self._store)
         self._commit_trees: dict[str, bytes] = {}
+        self._peeled: dict[str, str] = {}  # object SHA -> the commit it peels to (objects never change)
         with self._repo.config_writer() as cw:
             cw.set_value("gc", "auto", "0")
             cw.set_value("core", "logAllRefUpdates", "false")
@@ -804,6 +805,11 @@ class ManifestRepo:
         raise RefNotFound(ref)
 
     def _peel(self, sha: str) -> str:
+        """The commit an object SHA peels to; remembered, since a git object never changes (a source controller
+        fetching an unchanged branch every interval then costs no round trip to ``git cat-file``)."""
+        hit = self._peeled.get(sha)
+        if hit is not None:
+            return hit
         try:
             obj = self._repo.rev_parse(sha)
         except (git.BadName, git.BadObject, ValueError):
@@ -812,6 +818,7 @@ class ManifestRepo:
             obj = obj.object
         if not isinstance(obj, git.Commit):
             raise RefNotFound(sha, f"'{sha}' is not a commit")
+        self._peeled[sha] = obj.hexsha
         return obj.hexsha
 
     def read(self, path: str, ref: str | None = None) -> str:

@@ -683,6 +683,7 @@ class Driver:
         self.started = 0.0
         self.actions: list[P.Mark] = []  # what the participant did, for the "people & CLI" lane
         self._journals: dict[str, list[Event]] = {}
+        self._marks: dict[str, tuple[int, list[P.Mark]]] = {}  # view -> (journal entries read, their marks)
         self._seen: dict[int, str] = {}
 
     # ---------------------------------------------------------------- hooks
@@ -759,8 +760,15 @@ class Driver:
         return list(self._journals.get(self.view) or [])
 
     def marks(self) -> list[P.Mark]:
-        out = [m for m in (mark_of(e) for e in self._journals.get(self.view) or []) if m is not None]
-        return out + self.actions
+        """The timeline's marks: the journal's (read incrementally — it only grows) and the participant's."""
+        journal = self._journals.get(self.view) or []
+        read, marks = self._marks.get(self.view, (0, []))
+        if read > len(journal):  # not an append-only journal after all: start over
+            read, marks = 0, []
+        if read < len(journal):
+            marks.extend(m for m in map(mark_of, journal[read:]) if m is not None)
+            self._marks[self.view] = (len(journal), marks)
+        return marks + self.actions
 
     def lanes(self) -> list[str]:
         used = {m.lane for m in self.marks()}
@@ -1158,7 +1166,15 @@ class HpaDriver(AppDriver):
         ]
         self.toggles.insert(0, Toggle("load", "load spike", lambda: self._load_on, self.set_load,
                                       f"offer {result.load.peak:g} millicores to shop/web (off: {result.load.base:g})"))
+        # the status line's counters, kept up to date as events arrive instead of re-read from the log per click
+        self._resets = len(result.resets())
+        self._git_replicas: dict[str, int | None] = {}  # commit -> spec.replicas in git
+        manager = lab.field_manager()
+        lab.log.subscribe(lambda e: self._count_reset(H.is_reset(e, manager)))
         self.attach()
+
+    def _count_reset(self, reset: bool) -> None:
+        self._resets += reset
 
     def set_load(self, value: bool) -> str:
         from labkit.sim.load import Constant
@@ -1177,7 +1193,10 @@ class HpaDriver(AppDriver):
         return yaml.safe_load(self.lab.repo.read("app/deployment.yaml")) or {}
 
     def _replicas_in_git(self) -> int | None:
-        return (self._in_git().get("spec") or {}).get("replicas")
+        head = self.lab.repo.head()
+        if head not in self._git_replicas:
+            self._git_replicas[head] = (self._in_git().get("spec") or {}).get("replicas")
+        return self._git_replicas[head]
 
     def release(self) -> str:
         import yaml
@@ -1228,7 +1247,7 @@ class HpaDriver(AppDriver):
     def extra_status(self) -> str:
         dep = self._workload_obj() or {}
         owners = [m.label for m in P.owners_of_paths(P.managers_of(dep), ("spec", "replicas"))]
-        resets = len(self.result.resets())
+        resets = self._resets
         return (f"spec.replicas = {(dep.get('spec') or {}).get('replicas', '—')}, owned by "
                 f"{', '.join(owners) or 'nobody'}; replicas in git: {_or_none(self._replicas_in_git())}; "
                 f"resets against the HPA so far: {resets}")

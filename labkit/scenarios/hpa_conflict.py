@@ -176,6 +176,15 @@ def _owners(obj: dict[str, Any] | None) -> list[str]:
     return sorted(out)
 
 
+def is_reset(e: Any, gitops_manager: str) -> bool:
+    """Whether a ``ReplicaProbe`` event is a reset: the GitOps engine lowering replicas the HPA had owned."""
+    if e.component != ReplicaProbe.component or e.event != "ReplicasChanged":
+        return False
+    d = e.detail
+    return (d["manager"] == gitops_manager and d["from"] is not None and d["to"] is not None and d["to"] < d["from"]
+            and HPA_MANAGER in d["owners_before"])
+
+
 class ReplicaProbe:
     """``kubectl get deploy -w --show-managed-fields`` on one Deployment, as ``ReplicasChanged`` events.
 
@@ -275,8 +284,7 @@ class HpaResult:
         rows = []
         for e in self.lab.events(component=ReplicaProbe.component, event="ReplicasChanged"):
             d = e.detail
-            reset = (d["manager"] == gm and d["from"] is not None and d["to"] is not None and d["to"] < d["from"]
-                     and HPA_MANAGER in d["owners_before"])
+            reset = is_reset(e, gm)
             rows.append({"time": e.time, "from": d["from"], "to": d["to"], "manager": d["manager"],
                          "owners_before": ",".join(d["owners_before"]), "owners": ",".join(d["owners"]),
                          "is_reset": reset})

@@ -75,6 +75,13 @@ def resync(env) -> None:
         env.real_start = time.monotonic()
 
 
+def image_of(deployment: dict[str, Any] | None) -> str | None:
+    """The image of a Deployment's first container (None without a Deployment)."""
+    if deployment is None:
+        return None
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
 def clusters_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "clusters"
 
@@ -249,10 +256,7 @@ class FleetLab(LabClock):
         return self.clusters[environment].get("apps/v1", "Deployment", "podinfo", f"podinfo-{environment}")
 
     def image(self, environment: str = "staging") -> str | None:
-        dep = self.deployment(environment)
-        if dep is None:
-            return None
-        return dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        return image_of(self.deployment(environment))
 
     def kustomization(self, environment: str = "staging", name: str = "apps") -> dict[str, Any] | None:
         return self.clusters[environment].get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", name, "flux-system")

@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from labkit.gitops.repo import set_image_in_kustomization
-from labkit.scenarios.lab import PODINFO, FleetLab
+from labkit.scenarios.lab import PODINFO, FleetLab, image_of
 
 BOT = "promotion-bot"
 REVIEWER = "release-manager"
@@ -117,9 +117,9 @@ class ImageMonitor:
     def run(self):
         while True:
             for env_name in self.lab.clusters:
-                dep = self.lab.deployment(env_name) or {}
-                st = dep.get("status") or {}
-                image = self.lab.image(env_name)
+                live = self.lab.deployment(env_name)  # one read for both: the same instant
+                st = (live or {}).get("status") or {}
+                image = image_of(live)
                 self.rows.append({"time": self.lab.now, "environment": env_name,
                                   "tag": image.rsplit(":", 1)[-1] if image else None,
                                   "ready": st.get("readyReplicas", 0), "updated": st.get("updatedReplicas", 0)})

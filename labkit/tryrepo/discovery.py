@@ -310,8 +310,22 @@ class _Discoverer:
                         raise LabkitError(why, file=c.file)
             u.objects = self.builder.argo(u.path, recurse)
 
+    def prefetch(self, units: list[Unit]) -> None:
+        """Start the kustomize renders ``render`` will ask for, all at once (see ``Builder.prefetch``)."""
+        requests: list[tuple[str, dict[str, Any] | None]] = []
+        for u in units:
+            if u.rendered or u.source != "self" or u.path == ".." or u.path.startswith("../"):
+                continue
+            if u.dialect == "flux":
+                requests.append((u.path, u.spec))
+            elif u.kind == "Application" and self.index.kustomization_file(u.path) is not None:
+                requests.append((u.path, None))
+        if len(requests) > 1:
+            self.builder.prefetch(requests)
+
     def expand(self, roots: list[Unit], pool: dict[tuple, Unit]) -> None:
         """Render roots and, transitively, every unit they apply (children found or created)."""
+        self.prefetch(roots)
         stack = list(roots)
         seen: set[int] = set()
         while stack:

@@ -234,6 +234,28 @@ def test_hpa_explorer_shows_who_owns_replicas_and_the_fix_keeps_it(dialect):
     assert "web: release 1.1.1" in ex.text("events") or "1.1.1" in ex.text("live")
 
 
+def test_hpa_explorer_status_counts_resets_and_reads_git_as_of_each_click():
+    import yaml
+
+    from labkit.scenarios import hpa_conflict
+
+    result = hpa_conflict.run_hpa_conflict(dialect="flux", spike_start_s=300, spike_ramp_s=60,
+                                           spike_duration_s=300, until_s=900)
+    ex = explore(result)
+    ex.toggle("load", True)
+    seen, counts = set(), set()
+    for key in ("+10 min", "release", "+1 min", "+10 min", "drop", "+1 min", "scale", "+10 min"):
+        ex.click(key)
+        resets = len(result.resets())  # recomputed from the whole log
+        in_git = (yaml.safe_load(result.lab.repo.read("app/deployment.yaml")).get("spec") or {}).get("replicas")
+        status = " ".join(ex.text("status").split())
+        assert f"resets against the HPA so far: {resets}" in status
+        assert f"replicas in git: {'none' if in_git is None else in_git}" in status
+        seen.add(in_git is None)
+        counts.add(resets)
+    assert len(counts) > 1 and seen == {True, False}  # new resets while exploring, and git changed under it
+
+
 def test_stateful_explorer_reports_the_refusal_with_the_api_servers_words():
     from labkit.scenarios import stateful_edges
 
@@ -366,3 +388,16 @@ def test_every_click_is_recorded_with_its_latency(tour_ex):
     n = len(tour_ex.latencies)
     tour_ex.click("+10 s")
     assert len(tour_ex.latencies) == n + 1 and tour_ex.latencies[-1] > 0
+
+
+def test_timeline_marks_read_incrementally_equal_a_full_reading():
+    from labkit.scenarios import stateful_edges
+    from labkit.scenarios.explorer_labs import mark_of
+
+    ex = explore(stateful_edges.run_stateful_edges(dialect="flux", pause_s=30))
+    d = ex.driver
+    for key in ("grow", "+1 min", "dbs", "+10 min"):
+        before = len(d.journal())
+        ex.click(key)
+        assert len(d.journal()) > before
+        assert d.marks() == [m for m in map(mark_of, d.journal()) if m is not None] + d.actions
