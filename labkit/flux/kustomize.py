@@ -51,6 +51,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator
 
+from labkit.core.workqueue import DONE, Outcome, RequeueAfter
 from labkit.duration import format_duration
 from labkit.engine.apply import ApplyFailed, ApplyOptions, apply_staged
 from labkit.engine.changeset import Action
@@ -119,25 +120,25 @@ class KustomizationReconciler:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, Outcome]:
         sys_ = self.system
         env = sys_.env
         md = obj.get("metadata") or {}
         if md.get("deletionTimestamp"):
             yield from self._finalize(obj)
-            return None
+            return DONE
         if FINALIZER not in (md.get("finalizers") or ()):
             # added before anything else, as Flux does, so a deletion can never race the first apply
             self._set_finalizer(obj, present=True)
-            return 0.0
+            return RequeueAfter(0.0)
         try:
             spec = KustomizationSpec.from_obj(obj)
         except LabkitError as err:
             self._write(obj, spec=None, ready=False, reason="InvalidSpec", message=str(err), revision="")
-            return None
+            return DONE
         if spec.suspend:
             sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
-            return None
+            return DONE
         started = env.now
         # dependencies
         for dep in spec.depends_on:
@@ -148,7 +149,7 @@ class KustomizationReconciler:
                 msg = f"dependency '{dep.namespace}/{dep.name}' is not ready"
                 sys_.log.record(COMPONENT, C.DEPENDENCY_NOT_READY, self.key, detail={"message": msg})
                 self._write(obj, spec, False, C.DEPENDENCY_NOT_READY, msg, revision=None)
-                return DEPENDENCY_REQUEUE
+                return RequeueAfter(DEPENDENCY_REQUEUE)
         # fetch
         src = spec.source_ref
         artifact = sys_.artifact_for(src.kind, src.namespace or self.namespace, src.name)
@@ -158,7 +159,7 @@ class KustomizationReconciler:
                 msg = f"Source '{src.kind}/{src.namespace or self.namespace}/{src.name}' not found"
             sys_.log.record(COMPONENT, C.ARTIFACT_FAILED, self.key, detail={"message": msg})
             self._write(obj, spec, False, C.ARTIFACT_FAILED, msg, revision=None)
-            return DEPENDENCY_REQUEUE
+            return RequeueAfter(DEPENDENCY_REQUEUE)
         revision, sha, root = artifact
         sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision, detail={"stage": "fetch", "started": env.now, "duration": 0.0})
         new_revision = (obj.get("status") or {}).get("lastAttemptedRevision") != revision
@@ -180,7 +181,7 @@ class KustomizationReconciler:
             if inventory is not None:
                 self.unrecorded = None
             self.last_result = {"ok": False, "reason": failed.reason, "message": failed.message, "revision": revision}
-            return max(spec.retry_interval, getattr(failed, "retry_after", None) or 0.0)
+            return RequeueAfter(max(spec.retry_interval, getattr(failed, "retry_after", None) or 0.0))
         duration = env.now - started
         msg = f"Applied revision: {revision}"
         sys_.log.record(COMPONENT, C.SUCCEEDED, self.key, revision=revision,
@@ -191,7 +192,7 @@ class KustomizationReconciler:
                     applied=True, started=started, digest=result["digest"])
         self.unrecorded = None
         self.last_result = {"ok": True, "revision": revision, **result}
-        return spec.interval
+        return RequeueAfter(spec.interval)
 
     # ------------------------------------------------------------------ deletion
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator
 
+from labkit.core.workqueue import DONE, Outcome, RequeueAfter
 from labkit.errors import LabkitError, TemporaryError
 from labkit.flux import conditions as C
 from labkit.flux.api import GitRepositorySpec
@@ -63,17 +64,17 @@ class GitRepositoryReconciler:
         self.key = f"{KIND}/{namespace}/{name}"
         self.rng = system.rng(f"gitrepo:{namespace}/{name}")
 
-    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, Outcome]:
         sys_ = self.system
         env = sys_.env
         try:
             spec = GitRepositorySpec.from_obj(obj)
         except LabkitError as err:
             self._status(obj, False, "InvalidSpec", str(err))
-            return None
+            return DONE
         if spec.suspend:
             sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
-            return None
+            return DONE
         started = env.now
         yield env.timeout(sys_.timings.draw(self.rng, "git_fetch"))
         label, ref = ref_name(spec)
@@ -127,9 +128,9 @@ class GitRepositoryReconciler:
         self._status(obj, False, C.FAILED,
                      f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}")
 
-    def _next(self, spec: GitRepositorySpec) -> float:
+    def _next(self, spec: GitRepositorySpec) -> RequeueAfter:
         jitter = self.system.interval_jitter
-        return spec.interval * (1 + self.rng.uniform(-jitter, jitter)) if jitter else spec.interval
+        return RequeueAfter(spec.interval * (1 + self.rng.uniform(-jitter, jitter)) if jitter else spec.interval)
 
     def _status(self, obj: dict[str, Any], ready: bool, reason: str, message: str) -> None:
         sys_ = self.system
