@@ -20,15 +20,14 @@ fetch is retried on the next interval.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Generator
 
 from labkit.core.workqueue import DONE, Outcome, RequeueAfter
+from labkit.duration import format_duration
 from labkit.errors import LabkitError, TemporaryError
 from labkit.flux import conditions as C
 from labkit.flux.api import GitRepositorySpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from labkit.flux.system import FluxSystem
+from labkit.flux.services import FluxServices
 
 API_VERSION = "source.toolkit.fluxcd.io/v1"
 KIND = "GitRepository"
@@ -55,9 +54,9 @@ def artifact_revision(label: str, sha: str) -> str:
 
 
 class GitRepositoryReconciler:
-    """One GitRepository's reconcile loop (a SimPy process driven by ``FluxSystem``)."""
+    """One GitRepository's reconcile (driven by ``FluxSystem`` on the reconcile driver)."""
 
-    def __init__(self, system: "FluxSystem", namespace: str, name: str):
+    def __init__(self, system: FluxServices, namespace: str, name: str):
         self.system = system
         self.namespace = namespace
         self.name = name
@@ -122,9 +121,7 @@ class GitRepositoryReconciler:
         return self._next(spec)
 
     def report_error(self, obj: dict[str, Any], err: Any, retry_in: float) -> None:
-        """Report an API error the dispatch loop caught (``Ready=False``, ``ReconciliationFailed``)."""
-        from labkit.duration import format_duration
-
+        """Report an API error the driver caught (``Ready=False``, ``ReconciliationFailed``)."""
         self._status(obj, False, C.FAILED,
                      f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}")
 

@@ -67,6 +67,7 @@ from labkit.events import EventLog
 from labkit.flux import kustomize as ks_mod
 from labkit.flux import source as src_mod
 from labkit.flux.api import GitRepositorySpec, KustomizationSpec, parse_flux_object
+from labkit.flux.build import build_objects
 from labkit.flux.crds import flux_crds
 from labkit.gitops.render import Renderer
 
@@ -328,25 +329,6 @@ class FluxSystem:
             if ref.get("kind") == src_mod.KIND and ref.get("name") == name and (ref.get("namespace") or rec.namespace) == namespace:
                 self.wake(key)
 
-    def build(self, root: Path, spec: dict, sha: str, namespace: str, post_build: Any) -> list[dict]:
-        """Real kustomize build of ``spec.path`` inside the artifact ``root``, then ``postBuild``.
-
-        Renders are cached per (revision, path, build settings) by the ``Renderer``;
-        substitution runs on every reconcile, since its ConfigMaps may change.
-        """
-        from labkit.gitops.substitute import collect_variables, substitute
-
-        path = spec.get("path") or "./"
-        if post_build is None:
-            return self.renderer.render(path, root=root, key=sha, overrides=spec)
-        docs = self.renderer.render_documents(path, root=root, key=sha, overrides=spec)
-        sources: list[Any] = []
-        for ref in post_build.substitute_from:
-            obj = self.cluster.get("v1", ref.kind, ref.name, namespace)
-            sources.append(({"kind": ref.kind, "name": ref.name, "optional": ref.optional}, obj))
-        variables = collect_variables(dict(post_build.substitute), sources)
-        return substitute(docs, variables, strict=True, source=path)
-
     # ------------------------------------------------------------------ user actions
 
     def diff(self, name: str, namespace: str = FLUX_NAMESPACE) -> Any:
@@ -356,7 +338,7 @@ class FluxSystem:
         (``labkit.engine.plan``); nothing is written.  Entries ``configured`` list
         the drifted paths.  Raises ``LabkitError`` if it cannot be built.
         """
-        from labkit.engine.plan import check_shape, plan
+        from labkit.engine.plan import plan
 
         obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, name, namespace)
         if obj is None:
@@ -367,10 +349,8 @@ class FluxSystem:
         if artifact is None:
             raise LabkitError(f"Kustomization {namespace}/{name}: source artifact not found")
         _, sha, root = artifact
-        objects = self.build(root, obj.get("spec") or {}, sha, namespace, spec.post_build)
-        for o in objects:
-            check_shape(o)
-        ks_mod.own_objects(objects, name, namespace, self.cluster)
+        objects = build_objects(self.renderer, self.cluster, root, obj.get("spec") or {}, sha, name, namespace,
+                                spec.post_build)
         return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
 
     def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> str:
