@@ -81,6 +81,7 @@ from labkit.argo.settings import Settings
 from labkit.argo.template import render_template, sanitize_name
 from labkit.clock import timestamp
 from labkit.cluster import Cluster
+from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter, RequeueAfter
 from labkit.errors import ApiError, LabkitError, TemporaryError
 from labkit.events import EventLog
 from labkit.gitops.globmatch import Glob, compile_path_glob
@@ -264,6 +265,18 @@ class _Gen:
         return out
 
 
+#: client-go's default per-item rate limiter (5 ms doubling, capped at 1000 s)
+REQUEUE_BASE, REQUEUE_CAP = 0.005, 1000.0
+
+
+class _ApplyFailed(TemporaryError):
+    """Some Applications could not be created, updated or deleted: requeue with the back-off.
+
+    Unlike an ``ApiError`` it carries no ``Retry-After`` and is not logged as a
+    ``ReconcileError`` (the messages are in the status and the ``Reconciled`` event).
+    """
+
+
 #: The most Applications one ApplicationSet may generate here (labkit's bound: a directory generator over a
 #: repository of 100,000 directories, or a matrix of two large generators, would otherwise run without end).
 MAX_GENERATED_APPLICATIONS = 2_000
@@ -380,67 +393,53 @@ class AppSetController:
         self.spec: ApplicationSetSpec | None = None
         self.gone = False
         self.reconciles = 0
-        self._pending = False
-        self._failures = 0
-        self._wake = self.env.event()
-        self._timer_at: float | None = None
-        self.process = self.env.process(self._loop())
+        # controller-runtime: a returned error is requeued with the per-item exponential back-off (5 ms
+        # doubling, capped at 1000 s), or after the server's Retry-After when that is longer
+        self.driver = Driver(env, self._run, retryable=(ApiError, _ApplyFailed), on_error=self._on_error,
+                             limiter=RateLimiter(REQUEUE_BASE, REQUEUE_CAP, honour_retry_after=True))
+        self.driver.interleave = False  # one key: the next reconcile of it follows at once, as the loop did
+        self.process = self.driver.process
+        self.request()
 
     def request(self, after: float = 0.0) -> None:
-        if after > 0:
-            at = self.env.now + after
-            if self._timer_at is not None and self._timer_at <= at and self._timer_at > self.env.now:
-                return
-            self._timer_at = at
-
-            def later() -> Generator[simpy.Event, Any, None]:
-                yield self.env.timeout(after)
-                if self._timer_at == at:
-                    self._timer_at = None
-                    self.request()
-            self.env.process(later())
+        """Reconcile now, or ``after`` seconds from now (an earlier pending request wins)."""
+        if self.gone:
             return
-        self._pending = True
-        if not self._wake.triggered:
-            self._wake.succeed()
+        if after > 0:
+            self.driver.queue.add_after(self.key, after)
+        else:
+            self.driver.add(self.key)
 
     def uses_repo(self, urls: set[str]) -> bool:
         return self.spec is not None and any(g.repo_url.rstrip("/") in urls for g in _git_generators(self.spec))
 
-    def _loop(self) -> Generator[simpy.Event, Any, None]:
-        self.request()
-        while True:
-            if not self._pending:
-                yield self._wake
-            if self._wake.triggered:
-                self._wake = self.env.event()
-            self._pending = False
-            try:
-                obj = self.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
-                if obj is None:
-                    self.gone = True
-                    self.on_gone(self)
-                    self.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
-                    return
-                yield from self._reconcile(obj)
-            except ApiError as err:
-                # controller-runtime: a returned error is requeued with the per-item exponential back-off
-                # (5 ms doubling, capped at 1000 s), or after the server's Retry-After when that is longer
-                delay = max(min(0.005 * 2 ** self._failures, 1000.0), float(err.retry_after or 0.0))
-                self._failures += 1
-                self.log.record(COMPONENT, "ReconcileError", self.key,
-                                       detail={"reason": err.reason, "code": err.code, "message": err.message,
-                                               "retry_in": delay})
-                self.request(after=delay)
+    def _run(self, key: str) -> Generator[simpy.Event, Any, Outcome]:
+        """One reconcile, for the driver: read the ApplicationSet, then generate and apply."""
+        if self.gone:
+            return DONE
+        obj = self.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
+        if obj is None:
+            self.gone = True
+            self.on_gone(self)
+            self.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
+            return DONE
+        return (yield from self._reconcile(obj))
 
-    def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+    def _on_error(self, key: Any, err: BaseException, delay: float | None, obj: Any) -> None:
+        """A failed reconcile: an API error is logged (the apply errors are already in the status and log)."""
+        if isinstance(err, ApiError):
+            self.log.record(COMPONENT, "ReconcileError", self.key,
+                            detail={"reason": err.reason, "code": err.code, "message": err.message,
+                                    "retry_in": delay})
+
+    def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, Outcome]:
         ns, mgmt, log = self.settings.namespace, self.mgmt, self.log
         self.reconciles += 1
         try:
             spec = parse_applicationset(obj, self.key, default_namespace=ns)
         except LabkitError as err:
             self._status(obj, error=str(err), reason="ApplicationSetSpecError")
-            return
+            return DONE  # nothing to retry until the ApplicationSet changes
         self.spec = spec
         gits = _git_generators(spec)
         if gits:
@@ -454,8 +453,7 @@ class AppSetController:
                 "ApplicationGenerationFromParamsError"
             self._status(obj, error=f"{self.key}: {msg}", reason=reason)
             log.record(COMPONENT, "GenerationFailed", self.key, detail={"message": msg, "reason": reason})
-            self._requeue(gits)
-            return
+            return self._requeue(gits)
         uid = obj["metadata"].get("uid")
         existing = {a["metadata"]["name"]: a for a in mgmt.list(API_VERSION, APPLICATION_KIND, ns)
                     if any(r.get("uid") == uid for r in a["metadata"].get("ownerReferences") or [])}
@@ -520,18 +518,15 @@ class AppSetController:
         if errors:
             # Reconcile returns the first error: controller-runtime requeues with the per-item back-off
             # (5 ms doubling, capped at 1000 s) instead of waiting for the generators' requeueAfterSeconds
-            delay = min(0.005 * 2 ** self._failures, 1000.0)
-            self._failures += 1
-            self.request(after=delay)
-            return
-        self._failures = 0
-        self._requeue(gits)
+            raise _ApplyFailed(message=errors[0], reason="CreateApplicationError")
+        return self._requeue(gits)
 
-    def _requeue(self, gits: list[GitGenerator]) -> None:
-        if gits:
-            after = min(g.requeue_after if g.requeue_after is not None else self.settings.timings.appset_requeue
-                        for g in gits)
-            self.request(after=after)
+    def _requeue(self, gits: list[GitGenerator]) -> Outcome:
+        """Git generators are read again after ``requeueAfterSeconds`` (the smallest one); others never."""
+        if not gits:
+            return DONE
+        return RequeueAfter(min(g.requeue_after if g.requeue_after is not None else self.settings.timings.appset_requeue
+                                for g in gits))
 
     def _status(self, obj: dict[str, Any], *, error: str, reason: str, apps: Iterable[str] = ()) -> None:
         now = timestamp(self.env.now)
