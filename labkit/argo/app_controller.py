@@ -23,6 +23,18 @@ Argo's ``ApplicationController`` is:
 No back-reference to ``ArgoSystem``: this module sits below it, and imports
 nothing that imports it.
 
+The loop is the shared reconcile driver (``labkit.core.workqueue``): one
+``Driver`` per Application, whose single key is queued by every
+``request_refresh`` and coalesced while it waits, so a burst of watch events is
+one refresh.  What the driver's key cannot carry is the refresh *level*: the
+controller keeps the highest level requested since the last pass and the pass
+consumes it.  For the same reason a pass that failed on an API error is not a
+driver-requeued error but a ``request_refresh(LATEST, after=delay)``, with
+``delay`` from the driver's ``RateLimiter`` (client-go's per-item back-off,
+Retry-After honoured), which only a pass that refreshed or finalized resets;
+delayed requests (resync jitter, self-heal back-off, error retries) are
+independent timers that each fire, as they did before the driver.
+
 Refresh
 -------
 A refresh is a ``CompareAppState`` (``labkit.argo.state``) at one of three
@@ -136,6 +148,7 @@ from labkit.argo.state import (OUT_OF_SYNC, SYNCED, UNKNOWN, Comparison, TargetS
 from labkit.argo.sync import DELETION_APPROVED_ANNOTATION, OperationResult, SyncContext, SyncRun
 from labkit.argo.tracking import owns
 from labkit.clock import timestamp
+from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter
 from labkit.errors import ApiError, LabkitError, TemporaryError
 from labkit.events import EventLog
 from labkit.gitops.render import RenderTimeoutError
@@ -145,9 +158,6 @@ __all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC", "COMPONENT", "
 COMPONENT = "argocd-application-controller"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
 RESYNC, RECENT, LATEST, HARD = 1, 2, 3, 4
-#: client-go's default controller rate limiter (per item: 5 ms doubling, capped at 1000 s): how a
-#: refresh that failed on an API error is requeued
-REQUEUE_BASE, REQUEUE_CAP = 0.005, 1000.0
 #: ``kube.RetryUntilSucceed(..., updateOperationStateTimeout, "Update application operation state", ...)``:
 #: the final state of an operation is written every second until the write succeeds
 OPERATION_STATE_RETRY = 1.0
@@ -206,9 +216,15 @@ class AppController:
         self.refreshes = 0
         self.last_status: dict[str, Any] = {}
         self.gone = False
-        self._failures = 0
         self._last_write_ok = True
-        self.process = self.env.process(self._loop())
+        # A failed refresh is retried at a refresh level (LATEST at least), so it is requeued as a
+        # request_refresh; the back-off is client-go's per-item limiter, reset by a refresh or a
+        # finalize step that went through (a resync skipped as not expired does not reset it).
+        self._backoff = RateLimiter(honour_retry_after=True)
+        self.driver = Driver(env, self._reconcile)
+        self.driver.interleave = False  # one key: a refresh requested meanwhile follows at once
+        self.process = self.driver.process
+        self.request_refresh(LATEST)
 
     # ------------------------------------------------------------------ triggers
 
@@ -219,9 +235,12 @@ class AppController:
                 self.request_refresh(level)
             self.env.process(later())
             return
+        if self.gone:
+            return
         self.level = max(self.level, level)
         if not self._wake.triggered:
-            self._wake.succeed()
+            self._wake.succeed()  # wakes a finalize step waiting for news
+        self.driver.add(self.key)
 
     def on_resource_event(self) -> None:
         """A managed object changed: re-drive a running operation, or refresh against the live state."""
@@ -244,44 +263,42 @@ class AppController:
 
     # ------------------------------------------------------------------ loop
 
-    def _loop(self) -> Generator[simpy.Event, Any, None]:
-        self.request_refresh(LATEST)
-        while True:
-            if self.level == 0:
-                yield self._wake
-            if self._wake.triggered:
-                self._wake = self.env.event()
-            level, self.level = self.level, 0
-            try:
-                obj = self.client.get(self.namespace, self.name)
-                if obj is None:
-                    self.gone = True
-                    self.on_gone(self)
-                    self.log.record(COMPONENT, "ApplicationDeleted", self.key)
-                    return
-                if (obj.get("metadata") or {}).get("deletionTimestamp"):
-                    yield from self._finalize(obj)
-                    self._failures = 0
-                    continue
-                if level == RESYNC:
-                    if not self._expired():
-                        continue
-                    level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
-                if level == 0:
-                    continue
-                yield from self._refresh(obj, level)
-                self._failures = 0
-            except (ApiError, TemporaryError) as err:
-                self._requeue_after(err, level)
+    def _reconcile(self, key: str) -> Generator[simpy.Event, Any, Outcome]:
+        """One pass for the driver: read the Application, then finalize it, or refresh it at the level requested."""
+        if self.gone:
+            return DONE
+        if self._wake.triggered:
+            self._wake = self.env.event()
+        level, self.level = self.level, 0
+        try:
+            obj = self.client.get(self.namespace, self.name)
+            if obj is None:
+                self.gone = True
+                self.on_gone(self)
+                self.log.record(COMPONENT, "ApplicationDeleted", self.key)
+                return DONE
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                yield from self._finalize(obj)
+                self._backoff.forget(self.key)
+                return DONE
+            if level == RESYNC:
+                if not self._expired():
+                    return DONE
+                level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
+            if level == 0:
+                return DONE
+            yield from self._refresh(obj, level)
+            self._backoff.forget(self.key)
+        except (ApiError, TemporaryError) as err:
+            self._requeue_after(err, level)
+        return DONE
 
     def _requeue_after(self, err: ApiError | TemporaryError, level: int) -> None:
         """A returned error: requeue with the per-item exponential back-off (or the server's Retry-After)."""
-        delay = min(REQUEUE_BASE * 2 ** self._failures, REQUEUE_CAP)
-        delay = max(delay, float(getattr(err, "retry_after", None) or 0.0))
-        self._failures += 1
+        delay = self._backoff.when(self.key, err)
         self.log.record(COMPONENT, "ReconcileError", self.key,
-                               detail={"reason": err.reason, "code": getattr(err, "code", 0), "message": err.message,
-                                       "retry_in": delay})
+                        detail={"reason": err.reason, "code": getattr(err, "code", 0), "message": err.message,
+                                "retry_in": delay})
         self.request_refresh(max(level, LATEST), after=delay)
 
     def _expired(self) -> bool:

@@ -61,6 +61,15 @@ likewise takes the clusters, the repo-server and the namespace.
 Git generators are re-read every ``requeueAfterSeconds`` (default 180 s), and
 at once on a webhook for their repository; the cluster generator reacts to a new
 cluster; every generator reacts to a change of the ApplicationSet itself.
+
+The loop is the shared reconcile driver (``labkit.core.workqueue``), one
+``Driver`` per ApplicationSet, with controller-runtime's outcomes: ``DONE``
+(nothing to come back for), ``RequeueAfter(requeueAfterSeconds)`` for git
+generators, and temporary errors — an ``ApiError`` (logged as
+``ReconcileError``, Retry-After honoured) or ``_ApplyFailed`` when some
+Applications could not be written — requeued with client-go's per-item back-off
+(5 ms doubling, capped at 1000 s), which a success resets.  A request while a
+delayed one is pending keeps the earlier time, as client-go's ``AddAfter`` does.
 """
 from __future__ import annotations
 
@@ -265,10 +274,6 @@ class _Gen:
         return out
 
 
-#: client-go's default per-item rate limiter (5 ms doubling, capped at 1000 s)
-REQUEUE_BASE, REQUEUE_CAP = 0.005, 1000.0
-
-
 class _ApplyFailed(TemporaryError):
     """Some Applications could not be created, updated or deleted: requeue with the back-off.
 
@@ -396,7 +401,7 @@ class AppSetController:
         # controller-runtime: a returned error is requeued with the per-item exponential back-off (5 ms
         # doubling, capped at 1000 s), or after the server's Retry-After when that is longer
         self.driver = Driver(env, self._run, retryable=(ApiError, _ApplyFailed), on_error=self._on_error,
-                             limiter=RateLimiter(REQUEUE_BASE, REQUEUE_CAP, honour_retry_after=True))
+                             limiter=RateLimiter(honour_retry_after=True))  # client-go's defaults
         self.driver.interleave = False  # one key: the next reconcile of it follows at once, as the loop did
         self.process = self.driver.process
         self.request()
