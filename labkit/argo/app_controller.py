@@ -1,7 +1,39 @@
 """One Application's reconcile loop: refresh, automated sync, self-heal, retries, operations, deletion.
 
 ``AppController`` is what ``argocd-application-controller`` does for one
-Application, as a SimPy process driven by ``ArgoSystem``.
+Application, as a SimPy process.  ``ArgoSystem`` builds one per Application
+and drives it (``request_refresh``, ``on_resource_event``, ``start_operation``);
+the controller itself is given only the collaborators it works with, as
+Argo's ``ApplicationController`` is:
+
+* ``client`` (``labkit.argo.appclient``) — its own Application in the
+  management cluster: read it, patch its status, clear the refresh annotation,
+  remove the resources finalizer;
+* ``settings`` (``labkit.argo.settings``) — namespace, timings, random
+  streams, the system-wide ignore rules of ``argocd-cm``;
+* ``destinations`` (``labkit.argo.destinations``) — where ``spec.destination``
+  points;
+* ``cache`` (``labkit.argo.cluster_cache``) — the live state of the
+  destination clusters, scope discovery, and the objects tracked by each
+  Application;
+* ``repo_server`` (``labkit.argo.repo_server``) — revisions and manifests;
+* ``log`` — the event recorder;
+* ``on_gone`` — told when the Application has been deleted and the loop ends.
+
+No back-reference to ``ArgoSystem``: this module sits below it, and imports
+nothing that imports it.
+
+The loop is the shared reconcile driver (``labkit.core.workqueue``): one
+``Driver`` per Application, whose single key is queued by every
+``request_refresh`` and coalesced while it waits, so a burst of watch events is
+one refresh.  What the driver's key cannot carry is the refresh *level*: the
+controller keeps the highest level requested since the last pass and the pass
+consumes it.  For the same reason a pass that failed on an API error is not a
+driver-requeued error but a ``request_refresh(LATEST, after=delay)``, with
+``delay`` from the driver's ``RateLimiter`` (client-go's per-item back-off,
+Retry-After honoured), which only a pass that refreshed or finalized resets;
+delayed requests (resync jitter, self-heal back-off, error retries) are
+independent timers that each fire, as they did before the driver.
 
 Refresh
 -------
@@ -83,7 +115,7 @@ forgotten because of it:
 
 Managed objects are found as Argo finds them: the previous ``status.resources``
 *and* every object in the watch cache whose tracking id names this
-Application (``ArgoSystem.tracked``), so an object created by an operation after
+Application (``ClusterCache.tracked``), so an object created by an operation after
 the refresh that last listed it is still compared — and pruned.
 
 Deletion
@@ -99,32 +131,33 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Callable, Generator
 
 import simpy
 
-from labkit.argo.api import (API_VERSION, APPLICATION_KIND, RESOURCES_FINALIZERS, ApplicationSpec, Backoff, Retry,
-                             SyncOptions, parse_application)
+from labkit.argo.api import (APPLICATION_KIND, RESOURCES_FINALIZERS, ApplicationSpec, Backoff, Retry, SyncOptions,
+                             parse_application)
+from labkit.argo.appclient import STATUS_MANAGER, AppClient
+from labkit.argo.apply import dry_run_object
+from labkit.argo.cluster_cache import ClusterCache
+from labkit.argo.destinations import Destinations
+from labkit.argo.repo_server import RepoServer
+from labkit.argo.settings import Settings
 from labkit.argo.state import (OUT_OF_SYNC, SYNCED, UNKNOWN, Comparison, TargetSet, build_targets, compare,
                                known_from_status, status_resources)
 from labkit.argo.sync import DELETION_APPROVED_ANNOTATION, OperationResult, SyncContext, SyncRun
 from labkit.argo.tracking import owns
 from labkit.clock import timestamp
+from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter
 from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.events import EventLog
 from labkit.gitops.render import RenderTimeoutError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from labkit.argo.controller import ArgoSystem
-
-__all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC"]
+__all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC", "COMPONENT", "STATUS_MANAGER"]
 
 COMPONENT = "argocd-application-controller"
-STATUS_MANAGER = "argocd-application-controller"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
 RESYNC, RECENT, LATEST, HARD = 1, 2, 3, 4
-#: client-go's default controller rate limiter (per item: 5 ms doubling, capped at 1000 s): how a
-#: refresh that failed on an API error is requeued
-REQUEUE_BASE, REQUEUE_CAP = 0.005, 1000.0
 #: ``kube.RetryUntilSucceed(..., updateOperationStateTimeout, "Update application operation state", ...)``:
 #: the final state of an operation is written every second until the write succeeds
 OPERATION_STATE_RETRY = 1.0
@@ -151,13 +184,21 @@ def _parse_ts(text: str | None) -> float | None:
 class AppController:
     """The reconcile loop of one Application (see module docstring)."""
 
-    def __init__(self, system: "ArgoSystem", namespace: str, name: str):
-        self.system = system
-        self.env = system.env
+    def __init__(self, env: simpy.Environment, namespace: str, name: str, *, client: AppClient, settings: Settings,
+                 destinations: Destinations, cache: ClusterCache, repo_server: RepoServer, log: EventLog,
+                 on_gone: Callable[["AppController"], None]):
+        self.env = env
+        self.client = client
+        self.settings = settings
+        self.destinations = destinations
+        self.cache = cache
+        self.repo_server = repo_server
+        self.log = log
+        self.on_gone = on_gone
         self.namespace = namespace
         self.name = name
         self.key = f"{APPLICATION_KIND}/{namespace}/{name}"
-        self.rng = system.rng(f"app:{namespace}/{name}")
+        self.rng = settings.rng(f"app:{namespace}/{name}")
         self.level = 0
         self._wake = self.env.event()
         self._op_wake: simpy.Event | None = None
@@ -175,9 +216,15 @@ class AppController:
         self.refreshes = 0
         self.last_status: dict[str, Any] = {}
         self.gone = False
-        self._failures = 0
         self._last_write_ok = True
-        self.process = self.env.process(self._loop())
+        # A failed refresh is retried at a refresh level (LATEST at least), so it is requeued as a
+        # request_refresh; the back-off is client-go's per-item limiter, reset by a refresh or a
+        # finalize step that went through (a resync skipped as not expired does not reset it).
+        self._backoff = RateLimiter(honour_retry_after=True)
+        self.driver = Driver(env, self._reconcile)
+        self.driver.interleave = False  # one key: a refresh requested meanwhile follows at once
+        self.process = self.driver.process
+        self.request_refresh(LATEST)
 
     # ------------------------------------------------------------------ triggers
 
@@ -188,9 +235,12 @@ class AppController:
                 self.request_refresh(level)
             self.env.process(later())
             return
+        if self.gone:
+            return
         self.level = max(self.level, level)
         if not self._wake.triggered:
-            self._wake.succeed()
+            self._wake.succeed()  # wakes a finalize step waiting for news
+        self.driver.add(self.key)
 
     def on_resource_event(self) -> None:
         """A managed object changed: re-drive a running operation, or refresh against the live state."""
@@ -213,59 +263,55 @@ class AppController:
 
     # ------------------------------------------------------------------ loop
 
-    def _loop(self) -> Generator[simpy.Event, Any, None]:
-        sys_ = self.system
-        self.request_refresh(LATEST)
-        while True:
-            if self.level == 0:
-                yield self._wake
-            if self._wake.triggered:
-                self._wake = self.env.event()
-            level, self.level = self.level, 0
-            try:
-                obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
-                if obj is None:
-                    self.gone = True
-                    sys_.forget_app(self)
-                    sys_.log.record(COMPONENT, "ApplicationDeleted", self.key)
-                    return
-                if (obj.get("metadata") or {}).get("deletionTimestamp"):
-                    yield from self._finalize(obj)
-                    self._failures = 0
-                    continue
-                if level == RESYNC:
-                    if not self._expired():
-                        continue
-                    level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
-                if level == 0:
-                    continue
-                yield from self._refresh(obj, level)
-                self._failures = 0
-            except (ApiError, TemporaryError) as err:
-                self._requeue_after(err, level)
+    def _reconcile(self, key: str) -> Generator[simpy.Event, Any, Outcome]:
+        """One pass for the driver: read the Application, then finalize it, or refresh it at the level requested."""
+        if self.gone:
+            return DONE
+        if self._wake.triggered:
+            self._wake = self.env.event()
+        level, self.level = self.level, 0
+        try:
+            obj = self.client.get(self.namespace, self.name)
+            if obj is None:
+                self.gone = True
+                self.on_gone(self)
+                self.log.record(COMPONENT, "ApplicationDeleted", self.key)
+                return DONE
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                yield from self._finalize(obj)
+                self._backoff.forget(self.key)
+                return DONE
+            if level == RESYNC:
+                if not self._expired():
+                    return DONE
+                level = LATEST  # "comparison expired, requesting refresh": compare with the latest revision
+            if level == 0:
+                return DONE
+            yield from self._refresh(obj, level)
+            self._backoff.forget(self.key)
+        except (ApiError, TemporaryError) as err:
+            self._requeue_after(err, level)
+        return DONE
 
     def _requeue_after(self, err: ApiError | TemporaryError, level: int) -> None:
         """A returned error: requeue with the per-item exponential back-off (or the server's Retry-After)."""
-        delay = min(REQUEUE_BASE * 2 ** self._failures, REQUEUE_CAP)
-        delay = max(delay, float(getattr(err, "retry_after", None) or 0.0))
-        self._failures += 1
-        self.system.log.record(COMPONENT, "ReconcileError", self.key,
-                               detail={"reason": err.reason, "code": getattr(err, "code", 0), "message": err.message,
-                                       "retry_in": delay})
+        delay = self._backoff.when(self.key, err)
+        self.log.record(COMPONENT, "ReconcileError", self.key,
+                        detail={"reason": err.reason, "code": getattr(err, "code", 0), "message": err.message,
+                                "retry_in": delay})
         self.request_refresh(max(level, LATEST), after=delay)
 
     def _expired(self) -> bool:
         if self.reconciled_at is None:
             return True
-        return math.floor(self.reconciled_at) + self.system.timings.reconciliation <= self.env.now
+        return math.floor(self.reconciled_at) + self.settings.timings.reconciliation <= self.env.now
 
     # ------------------------------------------------------------------ refresh
 
     def _spec(self, obj: dict[str, Any]) -> ApplicationSpec:
-        return parse_application(obj, file=self.key, default_namespace=self.system.namespace)
+        return parse_application(obj, file=self.key, default_namespace=self.settings.namespace)
 
     def _refresh(self, obj: dict[str, Any], level: int) -> Generator[simpy.Event, Any, None]:
-        sys_ = self.system
         env = self.env
         started = env.now
         self.reconciled_at = started
@@ -275,7 +321,7 @@ class AppController:
             if ann[REFRESH_ANNOTATION] == "hard":
                 level = HARD
             level = max(level, LATEST)
-            sys_.clear_annotation(obj, REFRESH_ANNOTATION)
+            self.client.clear_annotation(obj, REFRESH_ANNOTATION)
         if not self.last_status:
             self.last_status = dict(obj.get("status") or {})  # we are the only writer of the status from now on
         conditions: list[dict[str, Any]] = []
@@ -286,7 +332,7 @@ class AppController:
             return
         self.spec = spec
         try:
-            dest_name, cluster = sys_.destination(spec)
+            dest_name, cluster = self.destinations.destination(spec)
         except LabkitError as err:
             self._write_error("InvalidSpecError", err.detail)
             return
@@ -300,20 +346,17 @@ class AppController:
             self._write_error("ComparisonError", "Failed to load target state: failed to generate manifest "
                                                  f"for source 1 of 1: rpc error: {rpc}")
             return
-        rules = list(spec.ignore_differences) + sys_.system_rules()
-        sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
+        rules = list(spec.ignore_differences) + self.settings.ignore_rules()
+        self._watch(dest_name, targets)
         try:
-            known = known_from_status(self.last_status) + sys_.tracked(dest_name, self.name)
-            comp = compare(spec, targets, cluster, known, rules, sys_.verified,
-                           dest_name, namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
-                           dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
+            comp = self._compare(spec, targets, cluster, dest_name, rules, self.last_status)
         except TemporaryError as err:
             # gitops-engine: a live state that cannot be read is a ComparisonError and sync status Unknown;
             # the resources the status lists stay as they were (nothing is forgotten, nothing pruned)
             self._write_error("ComparisonError", err.message)
             return
-        if comp.requests and sys_.engine_timings.api_call > 0:
-            yield env.timeout(comp.requests * sys_.engine_timings.api_call)
+        if comp.requests and self.settings.engine_timings.api_call > 0:
+            yield env.timeout(comp.requests * self.settings.engine_timings.api_call)
         self.comparison = comp
         self._compared_at = env.now
         for w in targets.warnings:
@@ -327,46 +370,56 @@ class AppController:
         status["conditions"] = self._conditions(status.get("conditions"), conditions)
         status["reconciledAt"] = timestamp(started)
         self._write(status)
-        sys_.log.record(COMPONENT, "Refreshed", self.key, revision=comp.revision,
+        self.log.record(COMPONENT, "Refreshed", self.key, revision=comp.revision,
                         detail={"sync": comp.sync_status, "health": comp.health.status, "level": level,
                                 "started": started, "duration": env.now - started,
                                 "outOfSync": len(comp.out_of_sync())})
         if op is not None:
-            sys_.log.record(COMPONENT, "OperationStarted", self.key, revision=comp.revision,
+            self.log.record(COMPONENT, "OperationStarted", self.key, revision=comp.revision,
                             detail={"message": f"Initiated automated sync to '{comp.revision}'",
                                     "selfHeal": "resources" in op["sync"],
                                     "attempt": op["sync"].get("autoHealAttemptsCount", 0)})
             self.start_operation(op)
 
     def _targets_for(self, spec: ApplicationSpec, level: int, dest_name: str) -> Generator[simpy.Event, Any, TargetSet]:
-        sys_ = self.system
         src = spec.source
         skey = (src.repo_url, src.path, src.target_revision, src.directory_recurse, spec.destination.namespace,
                 dest_name)
         if level >= LATEST or self.revision is None or self.source_key != skey:
-            yield self.env.timeout(sys_.timings.draw(self.rng, "git_ls_remote"))
-            sha = sys_.repo_server.resolve(src.repo_url, src.target_revision)
+            yield self.env.timeout(self.settings.timings.draw(self.rng, "git_ls_remote"))
+            sha = self.repo_server.resolve(src.repo_url, src.target_revision)
             self.revision, self.source_key = sha, skey
         return (yield from self.targets_at(spec, self.revision, dest_name, hard=level >= HARD))
 
     def targets_at(self, spec: ApplicationSpec, sha: str, dest_name: str, *, hard: bool = False
                    ) -> Generator[simpy.Event, Any, TargetSet]:
-        sys_ = self.system
         src = spec.source
         ck = (sha, src.repo_url, src.path, src.directory_recurse, spec.destination.namespace, dest_name)
         cached = self._targets.get(ck)
         if cached is not None and not hard:
             return cached
-        rs = sys_.repo_server
+        rs = self.repo_server
         if hard or not rs.cached(src.repo_url, sha, src.path, src.directory_recurse):
-            yield self.env.timeout(sys_.timings.draw(self.rng, "manifest_generate"))
+            yield self.env.timeout(self.settings.timings.draw(self.rng, "manifest_generate"))
         objects = rs.manifests(src.repo_url, sha, src.path, recurse=src.directory_recurse, hard=hard)
         stype = rs.source_type(src.repo_url, sha, src.path)
-        targets = build_targets(spec, objects, sha, lambda av, k, objs: sys_.namespaced(dest_name, av, k, objs), stype)
+        targets = build_targets(spec, objects, sha, lambda av, k, objs: self.cache.namespaced(dest_name, av, k, objs), stype)
         if len(self._targets) > 4:
             self._targets.clear()
         self._targets[ck] = targets
         return targets
+
+    def _compare(self, spec: ApplicationSpec, targets: TargetSet, cluster: Any, dest_name: str, rules: list,
+                 status: dict[str, Any] | None) -> Comparison:
+        """``CompareAppState`` against the cluster cache: the resources ``status`` lists plus every tracked one."""
+        known = known_from_status(status) + self.cache.tracked(dest_name, self.name)
+        return compare(spec, targets, cluster, known, rules, self.cache.verified,
+                       dest_name, namespaced=lambda av, k: self.cache.namespaced(dest_name, av, k),
+                       dry_run=lambda obj: dry_run_object(cluster, obj), get=self.cache.live_getter(dest_name))
+
+    def _watch(self, dest_name: str, targets: TargetSet) -> None:
+        """Make sure the cluster cache watches every kind the targets (resources and hooks) name."""
+        self.cache.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
 
     def _compare_status(self, spec: ApplicationSpec, comp: Comparison, targets: TargetSet,
                         dest_name: str) -> dict[str, Any]:
@@ -376,7 +429,7 @@ class AppController:
         return {
             "sync": {"status": comp.sync_status, "revision": comp.revision,
                      "comparedTo": {"source": _source_dict(spec),
-                                    "destination": {"server": self.system.server_of(dest_name),
+                                    "destination": {"server": self.destinations.server_of(dest_name),
                                                     "namespace": spec.destination.namespace}}},
             "health": health,
             "resources": status_resources(comp),
@@ -399,7 +452,7 @@ class AppController:
         status["conditions"] = self._conditions(status.get("conditions"), [{"type": ctype, "message": message}])
         status["reconciledAt"] = timestamp(self.env.now)
         self._write(status)
-        self.system.log.record(COMPONENT, ctype, self.key, detail={"message": message})
+        self.log.record(COMPONENT, ctype, self.key, detail={"message": message})
 
     def _write(self, status: dict[str, Any]) -> bool:
         """Persist ``status`` (kept in memory either way: this controller is its only writer); False on an API error.
@@ -409,9 +462,9 @@ class AppController:
         """
         self.last_status = status
         try:
-            self.system.write_app_status(self.namespace, self.name, status)
+            self.client.write_status(self.namespace, self.name, status)
         except ApiError as err:
-            self.system.log.record(COMPONENT, "StatusPatchFailed", self.key,
+            self.log.record(COMPONENT, "StatusPatchFailed", self.key,
                                    detail={"reason": err.reason, "code": err.code, "message": err.message})
             return False
         return True
@@ -421,7 +474,6 @@ class AppController:
     def _auto_sync(self, spec: ApplicationSpec, comp: Comparison,
                    status: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """Argo's ``autoSync``: ``(SyncError message or "", operation to start or None)``."""
-        sys_ = self.system
         policy = spec.sync_policy
         if not policy.auto or policy.automated is None:
             return "", None
@@ -442,7 +494,7 @@ class AppController:
         phase = last.get("phase", "")
         count = int(last_sync.get("autoHealAttemptsCount") or 0)
         finished = _parse_ts(last.get("finishedAt"))
-        if finished is not None and self.env.now - finished >= sys_.timings.self_heal_cooldown:
+        if finished is not None and self.env.now - finished >= self.settings.timings.self_heal_cooldown:
             count = 0
         resources: list[dict[str, str]] | None = None
         if attempted and (not auto.self_heal or phase != "Succeeded"):
@@ -462,7 +514,7 @@ class AppController:
                          for r in comp.resources if r.status != SYNCED]
         if auto.prune and not auto.allow_empty and comp.resources and all(r.requires_pruning for r in comp.resources):
             return f"Skipping sync attempt to {desired}: auto-sync will wipe out all resources", None
-        retry = policy.retry if policy.retry is not None else Retry(limit=sys_.automated_retry_limit)
+        retry = policy.retry if policy.retry is not None else Retry(limit=self.settings.automated_retry_limit)
         op = {"sync": {"revision": desired, "prune": auto.prune,
                        "syncOptions": [f"{k}={v}" for k, v in policy.sync_options.items()]},
               "initiatedBy": {"automated": True}, "retry": _retry_dict(retry), "_retry": retry}
@@ -474,13 +526,13 @@ class AppController:
 
     def _self_heal_remaining(self, count: int, finished: float | None) -> float:
         """``selfHealRemainingBackoff``: the back-off of attempt ``count`` minus the time since the last operation."""
-        duration, factor, cap = self.system.timings.self_heal_backoff
+        duration, factor, cap = self.settings.timings.self_heal_backoff
         delay = backoff_step_delay(count, duration, factor, cap)
         elapsed = self.env.now - finished if finished is not None else 0.0
         return delay - elapsed
 
     def _skip(self, reason: str, **detail: Any) -> None:
-        self.system.log.record(COMPONENT, "AutoSyncSkipped", self.key, revision=self.revision or "",
+        self.log.record(COMPONENT, "AutoSyncSkipped", self.key, revision=self.revision or "",
                                detail={"reason": f"Skipping auto-sync: {reason}", **detail})
 
     # ------------------------------------------------------------------ operations
@@ -492,7 +544,6 @@ class AppController:
         self.op_process = self.env.process(self._run_operation(op))
 
     def _run_operation(self, op: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
-        sys_ = self.system
         env = self.env
         retry: Retry | None = op.pop("_retry", None)
         started = env.now
@@ -519,7 +570,7 @@ class AppController:
                               "syncResult": {"resources": result.resources, "revision": revision,
                                              "source": _source_dict(self.spec) if self.spec else {}}})
                 self._write_op(state)
-                sys_.log.record(COMPONENT, "OperationRetrying", self.key, revision=revision,
+                self.log.record(COMPONENT, "OperationRetrying", self.key, revision=revision,
                                 detail={"message": result.message, "retryCount": retry_count,
                                         "wait": retry.backoff.wait(retry_count), "attemptStarted": retry_at})
                 yield env.timeout(retry.backoff.wait(retry_count))
@@ -541,7 +592,7 @@ class AppController:
             yield env.timeout(OPERATION_STATE_RETRY)
             status = self.last_status
             self._last_write_ok = self._write(status)
-        sys_.log.record(COMPONENT, "OperationCompleted", self.key, revision=revision,
+        self.log.record(COMPONENT, "OperationCompleted", self.key, revision=revision,
                         detail={"phase": result.phase, "message": message, "started": started,
                                 "duration": finished - started, "retries": retry_count,
                                 "selfHeal": bool(op["sync"].get("resources"))})
@@ -552,30 +603,26 @@ class AppController:
 
     def _attempt(self, op: dict[str, Any], state: dict[str, Any],
                  started: float) -> Generator[simpy.Event, Any, tuple[OperationResult, str]]:
-        sys_ = self.system
         env = self.env
-        obj = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+        obj = self.client.get(self.namespace, self.name)
         if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
             return OperationResult("Error", "application is being deleted"), ""
         spec = self._spec(obj)
         self.spec = spec
-        dest_name, cluster = sys_.destination(spec)
+        dest_name, cluster = self.destinations.destination(spec)
         revision = op["sync"].get("revision") or spec.source.target_revision
         if len(revision) != 40:
-            yield env.timeout(sys_.timings.draw(self.rng, "git_ls_remote"))
-            revision = sys_.repo_server.resolve(spec.source.repo_url, revision)
+            yield env.timeout(self.settings.timings.draw(self.rng, "git_ls_remote"))
+            revision = self.repo_server.resolve(spec.source.repo_url, revision)
         targets = yield from self.targets_at(spec, revision, dest_name)
-        rules = list(spec.ignore_differences) + sys_.system_rules()
+        rules = list(spec.ignore_differences) + self.settings.ignore_rules()
         fresh = self.comparison
         if fresh is not None and self._compared_at == env.now and fresh.revision == revision \
                 and fresh.targets is targets:
             comp = fresh  # the refresh that started this operation compared at this very instant
         else:
-            known = known_from_status(self.last_status or obj.get("status")) + sys_.tracked(dest_name, self.name)
-            comp = compare(spec, targets, cluster, known, rules, sys_.verified,
-                           dest_name, namespaced=lambda av, k: sys_.namespaced(dest_name, av, k),
-                           dry_run=sys_.dry_runner(cluster), get=sys_.live_getter(dest_name))
-        sys_.ensure_watches(dest_name, [(t.api_version, t.key[1]) for t in targets.resources + targets.hooks])
+            comp = self._compare(spec, targets, cluster, dest_name, rules, self.last_status or obj.get("status"))
+        self._watch(dest_name, targets)
         options = dict(spec.sync_policy.sync_options)
         for item in op["sync"].get("syncOptions") or []:
             k, _, v = item.partition("=")
@@ -593,19 +640,19 @@ class AppController:
             env=env, cluster=cluster, app=spec, comparison=comp, revision=revision,
             prune=bool(op["sync"].get("prune")), options=options, resources=op["sync"].get("resources"),
             started_unix=int((_EPOCH + timedelta(seconds=started)).timestamp()), rules=rules,
-            namespaced=lambda av, k: sys_.namespaced(dest_name, av, k), wake=self.op_wake,
-            record=lambda ev, subject, detail: sys_.log.record(COMPONENT, ev, self.key, revision=revision,
+            namespaced=lambda av, k: self.cache.namespaced(dest_name, av, k), wake=self.op_wake,
+            record=lambda ev, subject, detail: self.log.record(COMPONENT, ev, self.key, revision=revision,
                                                                detail={"resource": subject, **detail}),
-            deletion_approved=self._deletion_approved, verified=sys_.verified, cluster_name=dest_name,
-            get=sys_.live_getter(dest_name),
-            api_call=sys_.engine_timings.api_call, wave_delay=sys_.timings.sync_wave_delay,
-            poll=sys_.timings.operation_poll, started_at=started, on_progress=progress,
+            deletion_approved=self._deletion_approved, verified=self.cache.verified, cluster_name=dest_name,
+            get=self.cache.live_getter(dest_name),
+            api_call=self.settings.engine_timings.api_call, wave_delay=self.settings.timings.sync_wave_delay,
+            poll=self.settings.timings.operation_poll, started_at=started, on_progress=progress,
         )
         result = yield from SyncRun(ctx).run()
         return result, revision
 
     def _deletion_approved(self) -> float | None:
-        obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+        obj = self.client.get(self.namespace, self.name)
         ann = ((obj or {}).get("metadata") or {}).get("annotations") or {}
         return _parse_ts(ann.get(DELETION_APPROVED_ANNOTATION))
 
@@ -615,7 +662,7 @@ class AppController:
             obj: dict[str, Any] | None = {"status": self.last_status}  # we are the only writer of the status
         else:
             try:
-                obj = self.system.mgmt.get(API_VERSION, APPLICATION_KIND, self.name, self.namespace)
+                obj = self.client.get(self.namespace, self.name)
             except ApiError:
                 obj = {"status": {}}  # the first refresh has not run yet: nothing of ours to keep
         status = dict((obj or {}).get("status") or {})
@@ -637,18 +684,17 @@ class AppController:
     # ------------------------------------------------------------------ deletion
 
     def _finalize(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
-        sys_ = self.system
         md = obj.get("metadata") or {}
         finalizers = [f for f in md.get("finalizers") or [] if f in RESOURCES_FINALIZERS]
         if not finalizers:
-            yield self.env.timeout(sys_.timings.operation_poll) | self._wake
+            yield self.env.timeout(self.settings.timings.operation_poll) | self._wake
             return
         if self.op_process is not None and self.op_process.is_alive:
             yield self.op_process  # the running operation ends (its next attempt sees the deletion)
         background = any(f.endswith("/background") for f in finalizers)
         try:
             spec = self._spec(obj)
-            dest_name, cluster = sys_.destination(spec)
+            dest_name, cluster = self.destinations.destination(spec)
         except LabkitError:
             spec, dest_name, cluster = None, "", None
         remaining = []
@@ -660,7 +706,7 @@ class AppController:
                     live = cluster.get(api_version, kind, name, ns or None)
                 except ApiError:
                     continue
-                if live is None or not owns(self.name, live, sys_.namespaced(dest_name, api_version, kind)):
+                if live is None or not owns(self.name, live, self.cache.namespaced(dest_name, api_version, kind)):
                     continue
                 if SyncOptions.for_object(app_opts, live).has("Delete", "false"):
                     continue
@@ -669,14 +715,14 @@ class AppController:
                     try:
                         cluster.delete(api_version, kind, name, ns or None,
                                        propagation="Background" if background else "Foreground")
-                        sys_.log.record(COMPONENT, "ResourceDeleted", self.key,
+                        self.log.record(COMPONENT, "ResourceDeleted", self.key,
                                         detail={"resource": f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}",
                                                 "reason": "cascade"})
                     except ApiError as err:
                         if err.reason != "NotFound":
-                            sys_.log.record(COMPONENT, "DeletionFailed", self.key, detail={"message": err.message})
-            if sys_.engine_timings.api_call > 0 and remaining:
-                yield self.env.timeout(len(remaining) * sys_.engine_timings.api_call)
+                            self.log.record(COMPONENT, "DeletionFailed", self.key, detail={"message": err.message})
+            if self.settings.engine_timings.api_call > 0 and remaining:
+                yield self.env.timeout(len(remaining) * self.settings.engine_timings.api_call)
             still = []
             for live in remaining:
                 lmd = live["metadata"]
@@ -686,11 +732,11 @@ class AppController:
                 except ApiError:
                     pass
             if still:
-                yield self.env.timeout(sys_.timings.operation_poll) | self._wake
+                yield self.env.timeout(self.settings.timings.operation_poll) | self._wake
                 self.request_refresh(RECENT)
                 return
-        sys_.remove_finalizers(obj, finalizers)
-        sys_.log.record(COMPONENT, "ApplicationFinalized", self.key, detail={"finalizers": finalizers})
+        self.client.remove_finalizers(obj, finalizers)
+        self.log.record(COMPONENT, "ApplicationFinalized", self.key, detail={"finalizers": finalizers})
         self.request_refresh(RECENT)
 
 

@@ -6,7 +6,7 @@ An ApplicationSet turns *parameter sets* into Applications.  Each reconcile:
 
    * ``list`` — one set per element (with ``goTemplate: false`` nested values
      are flattened with dots, ``values.x``; everything becomes a string);
-   * ``clusters`` — one set per registered cluster (``ArgoSystem.add_cluster``)
+   * ``clusters`` — one set per registered cluster (``labkit.argo.destinations``)
      whose labels match ``selector.matchLabels``; the management cluster
      (``in-cluster``) takes part only when there is no selector, as in Argo.
      Parameters ``name``, ``nameNormalized``, ``server``, ``project``,
@@ -52,16 +52,31 @@ An ApplicationSet turns *parameter sets* into Applications.  Each reconcile:
    resources finalizer, unless ``preserveResourcesOnDeletion`` (the finalizer is
    removed first).
 
+The controller is given what it works with — the management cluster (the
+``Cluster`` seam), ``Settings``, the ``Destinations`` its cluster generator
+reads, the ``RepoServer`` its git generators read, the event log and an
+``on_gone`` callback — never the ``ArgoSystem`` that assembles it; ``generate``
+likewise takes the clusters, the repo-server and the namespace.
+
 Git generators are re-read every ``requeueAfterSeconds`` (default 180 s), and
 at once on a webhook for their repository; the cluster generator reacts to a new
 cluster; every generator reacts to a change of the ApplicationSet itself.
+
+The loop is the shared reconcile driver (``labkit.core.workqueue``), one
+``Driver`` per ApplicationSet, with controller-runtime's outcomes: ``DONE``
+(nothing to come back for), ``RequeueAfter(requeueAfterSeconds)`` for git
+generators, and temporary errors — an ``ApiError`` (logged as
+``ReconcileError``, Retry-After honoured) or ``_ApplyFailed`` when some
+Applications could not be written — requeued with client-go's per-item back-off
+(5 ms doubling, capped at 1000 s), which a success resets.  A request while a
+delayed one is pending keeps the earlier time, as client-go's ``AddAfter`` does.
 """
 from __future__ import annotations
 
 import copy
 import json
 import posixpath
-from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping
+from typing import Any, Callable, Generator, Iterable, Mapping
 
 import simpy
 import yaml
@@ -69,14 +84,17 @@ import yaml
 from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND, RESOURCES_FINALIZER,
                              ApplicationSetSpec, ClusterGenerator, GitGenerator, ListGenerator, MatrixGenerator,
                              parse_application, parse_applicationset)
+from labkit.argo.destinations import IN_CLUSTER, ClusterEntry, Destinations
+from labkit.argo.repo_server import RepoServer
+from labkit.argo.settings import Settings
 from labkit.argo.template import render_template, sanitize_name
 from labkit.clock import timestamp
+from labkit.cluster import Cluster
+from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter, RequeueAfter
 from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.events import EventLog
 from labkit.gitops.globmatch import Glob, compile_path_glob
 from labkit.gitops.yamlbounds import YamlLimitError, load_documents
-
-if TYPE_CHECKING:  # pragma: no cover
-    from labkit.argo.controller import ArgoSystem
 
 __all__ = ["AppSetController", "generate", "path_match", "COMPONENT", "FIELD_MANAGER"]
 
@@ -141,10 +159,11 @@ def _path_params(directory: str, go: bool, prefix: str, commit: str, filename: s
 
 
 class _Gen:
-    """Parameter generation with the ArgoSystem's clusters and repositories."""
+    """Parameter generation over the registered clusters and the repo-server's repositories."""
 
-    def __init__(self, system: "ArgoSystem", spec: ApplicationSetSpec):
-        self.system = system
+    def __init__(self, spec: ApplicationSetSpec, clusters: Iterable[ClusterEntry], repo_server: RepoServer):
+        self.clusters = clusters
+        self.repo_server = repo_server
         self.spec = spec
         self.git_calls = 0
 
@@ -162,9 +181,9 @@ class _Gen:
             return out
         if isinstance(gen, ClusterGenerator):
             out = []
-            for entry in self.system.clusters.values():
+            for entry in self.clusters:
                 if gen.match_labels:
-                    if entry.name == "in-cluster" and not entry.labels:
+                    if entry.name == IN_CLUSTER and not entry.labels:
                         continue
                     if any(entry.labels.get(k) != v for k, v in gen.match_labels.items()):
                         continue
@@ -199,7 +218,7 @@ class _Gen:
         raise LabkitError("unsupported generator", field=path)
 
     def _git(self, gen: GitGenerator, path: str) -> list[dict[str, Any]]:
-        rs = self.system.repo_server
+        rs = self.repo_server
         self.git_calls += 1
         try:
             sha = rs.resolve(gen.repo_url, gen.revision)
@@ -255,6 +274,14 @@ class _Gen:
         return out
 
 
+class _ApplyFailed(TemporaryError):
+    """Some Applications could not be created, updated or deleted: requeue with the back-off.
+
+    Unlike an ``ApiError`` it carries no ``Retry-After`` and is not logged as a
+    ``ReconcileError`` (the messages are in the status and the ``Reconciled`` event).
+    """
+
+
 #: The most Applications one ApplicationSet may generate here (labkit's bound: a directory generator over a
 #: repository of 100,000 directories, or a matrix of two large generators, would otherwise run without end).
 MAX_GENERATED_APPLICATIONS = 2_000
@@ -294,10 +321,16 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any] | None) -> dict[str,
     return out
 
 
-def generate(system: "ArgoSystem", spec: ApplicationSetSpec, owner: Mapping[str, Any] | None = None
-             ) -> tuple[list[dict[str, Any]], int]:
-    """Every Application the ApplicationSet should have, validated; ``(apps, git calls)``. Raises LabkitError."""
-    g = _Gen(system, spec)
+def generate(spec: ApplicationSetSpec, *, clusters: Iterable[ClusterEntry], repo_server: RepoServer, namespace: str,
+             owner: Mapping[str, Any] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Every Application the ApplicationSet should have, validated; ``(apps, git calls)``. Raises LabkitError.
+
+    ``clusters`` are the registered destinations (the cluster generator's
+    candidates), ``repo_server`` serves the git generators, ``namespace`` is
+    where Argo CD runs (the generated Applications' default namespace), and
+    ``owner`` the live ApplicationSet the Applications get an owner reference to.
+    """
+    g = _Gen(spec, clusters, repo_server)
     apps: list[dict[str, Any]] = []
     names: dict[str, int] = {}
     for i, gen in enumerate(spec.generators):
@@ -308,7 +341,7 @@ def generate(system: "ArgoSystem", spec: ApplicationSetSpec, owner: Mapping[str,
         for params in sets:
             rendered = render_template(template, params, go=spec.go_template, options=spec.go_template_options)
             md = dict(rendered.get("metadata") or {})
-            md["namespace"] = md.get("namespace") or system.namespace
+            md["namespace"] = md.get("namespace") or namespace
             app = {"apiVersion": API_VERSION, "kind": APPLICATION_KIND, "metadata": md,
                    "spec": rendered.get("spec") or {}}
             if owner is not None:
@@ -317,7 +350,7 @@ def generate(system: "ArgoSystem", spec: ApplicationSetSpec, owner: Mapping[str,
                                           "controller": True, "blockOwnerDeletion": True}]
             where = f"{APPLICATIONSET_KIND}/{spec.namespace}/{spec.name}"
             try:
-                parse_application(app, where, default_namespace=system.namespace)
+                parse_application(app, where, default_namespace=namespace)
             except LabkitError as err:
                 raise LabkitError(f"generated Application is invalid: {err.detail}",
                                   field=f"spec.template.{err.field}" if err.field else "spec.template") from None
@@ -347,94 +380,87 @@ def _git_generators(spec: ApplicationSetSpec) -> list[GitGenerator]:
 class AppSetController:
     """The reconcile loop of one ApplicationSet (see module docstring)."""
 
-    def __init__(self, system: "ArgoSystem", namespace: str, name: str, generation: Any):
-        self.system = system
-        self.env = system.env
+    def __init__(self, env: simpy.Environment, namespace: str, name: str, generation: Any, *, mgmt: Cluster,
+                 settings: Settings, destinations: Destinations, repo_server: RepoServer, log: EventLog,
+                 on_gone: Callable[["AppSetController"], None]):
+        self.env = env
+        self.mgmt = mgmt
+        self.settings = settings
+        self.destinations = destinations
+        self.repo_server = repo_server
+        self.log = log
+        self.on_gone = on_gone
         self.namespace = namespace
         self.name = name
         self.generation = generation
         self.key = f"{APPLICATIONSET_KIND}/{namespace}/{name}"
-        self.rng = system.rng(f"appset:{namespace}/{name}")
+        self.rng = settings.rng(f"appset:{namespace}/{name}")
         self.spec: ApplicationSetSpec | None = None
         self.gone = False
         self.reconciles = 0
-        self._pending = False
-        self._failures = 0
-        self._wake = self.env.event()
-        self._timer_at: float | None = None
-        self.process = self.env.process(self._loop())
+        # controller-runtime: a returned error is requeued with the per-item exponential back-off (5 ms
+        # doubling, capped at 1000 s), or after the server's Retry-After when that is longer
+        self.driver = Driver(env, self._run, retryable=(ApiError, _ApplyFailed), on_error=self._on_error,
+                             limiter=RateLimiter(honour_retry_after=True))  # client-go's defaults
+        self.driver.interleave = False  # one key: the next reconcile of it follows at once, as the loop did
+        self.process = self.driver.process
+        self.request()
 
     def request(self, after: float = 0.0) -> None:
-        if after > 0:
-            at = self.env.now + after
-            if self._timer_at is not None and self._timer_at <= at and self._timer_at > self.env.now:
-                return
-            self._timer_at = at
-
-            def later() -> Generator[simpy.Event, Any, None]:
-                yield self.env.timeout(after)
-                if self._timer_at == at:
-                    self._timer_at = None
-                    self.request()
-            self.env.process(later())
+        """Reconcile now, or ``after`` seconds from now (an earlier pending request wins)."""
+        if self.gone:
             return
-        self._pending = True
-        if not self._wake.triggered:
-            self._wake.succeed()
+        if after > 0:
+            self.driver.queue.add_after(self.key, after)
+        else:
+            self.driver.add(self.key)
 
     def uses_repo(self, urls: set[str]) -> bool:
         return self.spec is not None and any(g.repo_url.rstrip("/") in urls for g in _git_generators(self.spec))
 
-    def _loop(self) -> Generator[simpy.Event, Any, None]:
-        self.request()
-        while True:
-            if not self._pending:
-                yield self._wake
-            if self._wake.triggered:
-                self._wake = self.env.event()
-            self._pending = False
-            try:
-                obj = self.system.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
-                if obj is None:
-                    self.gone = True
-                    self.system.appsets.pop((self.namespace, self.name), None)
-                    self.system.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
-                    return
-                yield from self._reconcile(obj)
-            except ApiError as err:
-                # controller-runtime: a returned error is requeued with the per-item exponential back-off
-                # (5 ms doubling, capped at 1000 s), or after the server's Retry-After when that is longer
-                delay = max(min(0.005 * 2 ** self._failures, 1000.0), float(err.retry_after or 0.0))
-                self._failures += 1
-                self.system.log.record(COMPONENT, "ReconcileError", self.key,
-                                       detail={"reason": err.reason, "code": err.code, "message": err.message,
-                                               "retry_in": delay})
-                self.request(after=delay)
+    def _run(self, key: str) -> Generator[simpy.Event, Any, Outcome]:
+        """One reconcile, for the driver: read the ApplicationSet, then generate and apply."""
+        if self.gone:
+            return DONE
+        obj = self.mgmt.get(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace)
+        if obj is None:
+            self.gone = True
+            self.on_gone(self)
+            self.log.record(COMPONENT, "ApplicationSetDeleted", self.key)
+            return DONE
+        return (yield from self._reconcile(obj))
 
-    def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
-        sys_ = self.system
+    def _on_error(self, key: Any, err: BaseException, delay: float | None, obj: Any) -> None:
+        """A failed reconcile: an API error is logged (the apply errors are already in the status and log)."""
+        if isinstance(err, ApiError):
+            self.log.record(COMPONENT, "ReconcileError", self.key,
+                            detail={"reason": err.reason, "code": err.code, "message": err.message,
+                                    "retry_in": delay})
+
+    def _reconcile(self, obj: dict[str, Any]) -> Generator[simpy.Event, Any, Outcome]:
+        ns, mgmt, log = self.settings.namespace, self.mgmt, self.log
         self.reconciles += 1
         try:
-            spec = parse_applicationset(obj, self.key, default_namespace=sys_.namespace)
+            spec = parse_applicationset(obj, self.key, default_namespace=ns)
         except LabkitError as err:
             self._status(obj, error=str(err), reason="ApplicationSetSpecError")
-            return
+            return DONE  # nothing to retry until the ApplicationSet changes
         self.spec = spec
         gits = _git_generators(spec)
         if gits:
-            yield self.env.timeout(sum(sys_.timings.draw(self.rng, "git_ls_remote") for _ in gits))
+            yield self.env.timeout(sum(self.settings.timings.draw(self.rng, "git_ls_remote") for _ in gits))
         try:
-            desired, _ = generate(sys_, spec, obj)
+            desired, _ = generate(spec, clusters=self.destinations, repo_server=self.repo_server, namespace=ns,
+                                  owner=obj)
         except (LabkitError, TemporaryError) as err:
             msg = str(err) if isinstance(err, LabkitError) else getattr(err, "message", str(err))
             reason = "RenderTemplateParamsError" if "template" in msg or "spec.template" in msg else \
                 "ApplicationGenerationFromParamsError"
             self._status(obj, error=f"{self.key}: {msg}", reason=reason)
-            sys_.log.record(COMPONENT, "GenerationFailed", self.key, detail={"message": msg, "reason": reason})
-            self._requeue(gits)
-            return
+            log.record(COMPONENT, "GenerationFailed", self.key, detail={"message": msg, "reason": reason})
+            return self._requeue(gits)
         uid = obj["metadata"].get("uid")
-        existing = {a["metadata"]["name"]: a for a in sys_.mgmt.list(API_VERSION, APPLICATION_KIND, sys_.namespace)
+        existing = {a["metadata"]["name"]: a for a in mgmt.list(API_VERSION, APPLICATION_KIND, ns)
                     if any(r.get("uid") == uid for r in a["metadata"].get("ownerReferences") or [])}
         errors: list[str] = []
         wanted = set()
@@ -446,16 +472,16 @@ class AppSetController:
                     continue
                 before = existing[name]["metadata"].get("resourceVersion")
                 try:
-                    res = sys_.mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
+                    res = mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
                 except ApiError as err:
                     errors.append(err.message)
                     continue
                 if res["metadata"].get("resourceVersion") != before:
-                    sys_.log.record(COMPONENT, "ApplicationUpdated", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+                    log.record(COMPONENT, "ApplicationUpdated", f"{APPLICATION_KIND}/{ns}/{name}",
                                     detail={"applicationSet": self.name})
                 continue
             try:
-                other = sys_.mgmt.get(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+                other = mgmt.get(API_VERSION, APPLICATION_KIND, name, ns)
             except ApiError as err:  # one failed call fails this Application, not the whole reconcile
                 errors.append(err.message)
                 continue
@@ -464,11 +490,11 @@ class AppSetController:
                               f"ApplicationSet {self.name}")
                 continue
             try:
-                sys_.mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
+                mgmt.apply(app, field_manager=FIELD_MANAGER, force=True)
             except ApiError as err:
                 errors.append(err.message)
                 continue
-            sys_.log.record(COMPONENT, "ApplicationCreated", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+            log.record(COMPONENT, "ApplicationCreated", f"{APPLICATION_KIND}/{ns}/{name}",
                             detail={"applicationSet": self.name})
         if spec.allows_delete:
             for name, app in sorted(existing.items()):
@@ -482,33 +508,30 @@ class AppSetController:
                             upd = json.loads(json.dumps(app))
                             upd["metadata"]["finalizers"] = fins
                             upd["metadata"].pop("managedFields", None)
-                            sys_.mgmt.update(upd, field_manager=FIELD_MANAGER)
-                    sys_.mgmt.delete(API_VERSION, APPLICATION_KIND, name, sys_.namespace)
+                            mgmt.update(upd, field_manager=FIELD_MANAGER)
+                    mgmt.delete(API_VERSION, APPLICATION_KIND, name, ns)
                 except ApiError as err:
                     errors.append(err.message)
                     continue
-                sys_.log.record(COMPONENT, "ApplicationDeleted", f"{APPLICATION_KIND}/{sys_.namespace}/{name}",
+                log.record(COMPONENT, "ApplicationDeleted", f"{APPLICATION_KIND}/{ns}/{name}",
                                 detail={"applicationSet": self.name})
         self._status(obj, error="; ".join(errors), reason="ApplicationSetUpToDate" if not errors else "CreateApplicationError",
                      apps=sorted(wanted))
-        sys_.log.record(COMPONENT, "Reconciled", self.key, detail={"applications": len(wanted),
+        log.record(COMPONENT, "Reconciled", self.key, detail={"applications": len(wanted),
                                                                    "policy": spec.applications_sync,
                                                                    "errors": len(errors)})
         if errors:
             # Reconcile returns the first error: controller-runtime requeues with the per-item back-off
             # (5 ms doubling, capped at 1000 s) instead of waiting for the generators' requeueAfterSeconds
-            delay = min(0.005 * 2 ** self._failures, 1000.0)
-            self._failures += 1
-            self.request(after=delay)
-            return
-        self._failures = 0
-        self._requeue(gits)
+            raise _ApplyFailed(message=errors[0], reason="CreateApplicationError")
+        return self._requeue(gits)
 
-    def _requeue(self, gits: list[GitGenerator]) -> None:
-        if gits:
-            after = min(g.requeue_after if g.requeue_after is not None else self.system.timings.appset_requeue
-                        for g in gits)
-            self.request(after=after)
+    def _requeue(self, gits: list[GitGenerator]) -> Outcome:
+        """Git generators are read again after ``requeueAfterSeconds`` (the smallest one); others never."""
+        if not gits:
+            return DONE
+        return RequeueAfter(min(g.requeue_after if g.requeue_after is not None else self.settings.timings.appset_requeue
+                                for g in gits))
 
     def _status(self, obj: dict[str, Any], *, error: str, reason: str, apps: Iterable[str] = ()) -> None:
         now = timestamp(self.env.now)
@@ -533,9 +556,9 @@ class AppSetController:
         status = {"conditions": conds}
         if apps:
             status["resources"] = [{"group": "argoproj.io", "version": "v1alpha1", "kind": APPLICATION_KIND,
-                                    "namespace": self.system.namespace, "name": n} for n in apps]
+                                    "namespace": self.settings.namespace, "name": n} for n in apps]
         try:
-            self.system.mgmt.patch_status(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace, status,
+            self.mgmt.patch_status(API_VERSION, APPLICATIONSET_KIND, self.name, self.namespace, status,
                                           field_manager=FIELD_MANAGER)
         except ApiError:
             pass

@@ -15,6 +15,30 @@ ConfigMap, and the controllers:
   (``labkit.argo.appset``);
 * the **webhook** endpoint of argocd-server (``POST /api/webhook``).
 
+Assembly
+--------
+``ArgoSystem`` is the wiring, not a service the controllers call back into.
+It builds the collaborators once and hands each controller only the ones it
+uses, as Argo CD's ``NewApplicationController`` does:
+
+* ``settings`` (``labkit.argo.settings``) — namespace, ``ArgoTimings``,
+  ``EngineTimings``, seeded random streams, the ignore rules of ``argocd-cm``;
+* ``destinations`` (``labkit.argo.destinations``) — the cluster registry;
+* ``cache`` (``labkit.argo.cluster_cache``) — the live-state cache of every
+  destination, which reports changes to tracked objects back here;
+* ``repo_server`` (``labkit.argo.repo_server``);
+* ``app_client`` (``labkit.argo.appclient``) — Applications in the management
+  cluster, as the application controller writes them;
+* ``log`` — the event recorder.
+
+It keeps what only an assembly can: the controllers by key (``apps``,
+``appsets``), the watches of the management cluster that create and drive
+them, the periodic resync, the webhook, and the user actions below.  The
+controller modules import none of this module, so the dependency runs one way:
+``controller`` → ``app_controller`` / ``appset`` → the collaborators.  The
+former service methods (``destination``, ``namespaced``, ``tracked``,
+``system_rules`` ...) remain as one-line delegations for notebooks and tests.
+
 Clusters
 --------
 The management cluster is registered as ``in-cluster`` with server
@@ -69,72 +93,48 @@ from __future__ import annotations
 import copy
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import simpy
 
-from labkit import clock as clocks
 from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND, RESOURCES_FINALIZER,
-                             ApplicationSpec, parse_application, parse_applicationset)
-from labkit.argo.app_controller import COMPONENT, HARD, LATEST, RESYNC, STATUS_MANAGER, AppController
+                             ApplicationSpec, ListGenerator, parse_application, parse_applicationset)
+from labkit.argo.app_controller import COMPONENT, HARD, LATEST, RESYNC, AppController
+from labkit.argo.appclient import AppClient
 from labkit.argo.apply import dry_run_object
+from labkit.argo.appset import AppSetController, generate
+from labkit.argo.cluster_cache import ClusterCache
 from labkit.argo.crds import argo_crds
+from labkit.argo.destinations import IN_CLUSTER, IN_CLUSTER_SERVER, ClusterEntry, Destinations
 from labkit.argo.diff import system_ignore_rules
 from labkit.argo.repo_server import RepoServer
+from labkit.argo.settings import ARGOCD_CM, ArgoTimings, Settings
 from labkit.argo.sync import DELETION_APPROVED_ANNOTATION
-from labkit.argo.tracking import app_of
+from labkit.clock import timestamp
 from labkit.cluster import Cluster
 from labkit.engine.apply import EngineTimings
-from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.errors import ApiError, LabkitError
 from labkit.events import EventLog
 
 __all__ = ["ArgoSystem", "ArgoTimings", "IN_CLUSTER", "IN_CLUSTER_SERVER"]
 
-IN_CLUSTER = "in-cluster"
-IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-ARGOCD_CM = "argocd-cm"
 
-
-@dataclass
-class ArgoTimings:
-    """Durations (seconds) of Argo CD's own work in virtual time; ranges are seeded uniform draws."""
-
-    reconciliation: float = 120.0  # timeout.reconciliation
-    reconciliation_jitter: float = 60.0  # timeout.reconciliation.jitter
-    git_ls_remote: tuple[float, float] = (0.2, 0.8)
-    manifest_generate: tuple[float, float] = (0.5, 2.0)  # repo-server cache miss
-    sync_wave_delay: float = 2.0  # ARGOCD_SYNC_WAVE_DELAY
-    operation_poll: float = 3.0  # re-check of a running operation when no watch event arrives
-    self_heal_backoff: tuple[float, float, float] = (2.0, 3.0, 300.0)  # timeout, factor, cap
-    self_heal_cooldown: float = 330.0
-    webhook_delivery: tuple[float, float] = (0.5, 2.0)
-    appset_requeue: float = 180.0  # git generators' default requeueAfterSeconds
-
-    def draw(self, rng: random.Random, name: str) -> float:
-        lo, hi = getattr(self, name)
-        return lo if lo == hi else rng.uniform(lo, hi)
-
-    @classmethod
-    def fixed(cls, *, git: float = 0.0, generate: float = 0.0, webhook: float = 1.0, jitter: float = 0.0,
-              **overrides: Any) -> "ArgoTimings":
-        """Deterministic durations for tests: fixed git / manifest / webhook times and no resync jitter."""
-        t = cls(git_ls_remote=(git, git), manifest_generate=(generate, generate),
-                webhook_delivery=(webhook, webhook), reconciliation_jitter=jitter)
-        return replace(t, **overrides)
-
-
-@dataclass
-class _ClusterEntry:
-    name: str
-    server: str
-    cluster: Any
-    labels: dict[str, str]
-    annotations: dict[str, str]
+def _setting(name: str, doc: str) -> property:
+    """An ``ArgoSystem`` attribute that reads and writes ``Settings.<name>`` (one place holds each setting)."""
+    return property(lambda self: getattr(self.settings, name),
+                    lambda self, value: setattr(self.settings, name, value), doc=doc)
 
 
 class ArgoSystem:
     """Argo CD over a management cluster and any number of destination clusters (see module docstring)."""
+
+    namespace = _setting("namespace", "The namespace Argo CD runs in and reconciles Applications of.")
+    seed = _setting("seed", "The seed of every random stream (``rng``).")
+    timings = _setting("timings", "``ArgoTimings``: the durations of Argo's own work.")
+    engine_timings = _setting("engine_timings", "``EngineTimings``: the cost of one API request.")
+    automated_retry_limit = _setting("automated_retry_limit",
+                                     "The retry limit of automated operations whose Application sets none.")
 
     def __init__(
         self,
@@ -154,24 +154,18 @@ class ArgoSystem:
         self.mgmt = mgmt
         self.env = env
         self.log = log if log is not None else getattr(mgmt, "log", None) or EventLog(lambda: env.now)
-        self.seed = seed
-        self.timings = timings or ArgoTimings()
-        self.engine_timings = engine_timings or EngineTimings()
-        self.namespace = namespace
-        self.automated_retry_limit = automated_retry_limit
+        self.settings = Settings(mgmt, self.log, namespace=namespace, seed=seed, timings=timings or ArgoTimings(),
+                                 engine_timings=engine_timings or EngineTimings(),
+                                 automated_retry_limit=automated_retry_limit)
         self.repo_server = RepoServer()
-        self.clusters: dict[str, _ClusterEntry] = {}
+        self.destinations = Destinations(env)
+        self.clusters: dict[str, ClusterEntry] = self.destinations.entries
+        self.cache = ClusterCache(self.destinations, self._on_managed_change)
+        self.verified: dict[Any, str] = self.cache.verified
+        self.app_client = AppClient(mgmt)
         self.apps: dict[tuple[str, str], AppController] = {}
-        self.appsets: dict[tuple[str, str], Any] = {}
-        self.verified: dict[Any, str] = {}
-        self._namespaced: dict[tuple[str, str, str], bool] = {}
-        self._watched: set[tuple[str, str, str]] = set()
-        self._live: dict[str, dict[tuple[str, str, str, str], dict]] = {}
-        # (cluster, app) -> {cache key: apiVersion} of cached objects whose tracking id names that app
-        self._tracked: dict[tuple[str, str], dict[tuple[str, str, str, str], str]] = {}
-        self._cached_kinds: set[tuple[str, str, str]] = set()
+        self.appsets: dict[tuple[str, str], AppSetController] = {}
         self._app_markers: dict[tuple[str, str], tuple] = {}
-        self._rules_cache: tuple[str, list] = ("", [])
         self._resync_rng = self.rng("resync")
         self.started = False
         self.add_cluster(IN_CLUSTER, IN_CLUSTER_SERVER, mgmt)
@@ -179,19 +173,12 @@ class ArgoSystem:
     # ------------------------------------------------------------------ set-up
 
     def rng(self, stream: str) -> random.Random:
-        return clocks.rng_for(self.seed, f"argo:{stream}")
+        return self.settings.rng(stream)
 
     def add_cluster(self, name: str, server: str, cluster: Cluster, *, labels: dict[str, str] | None = None,
                     annotations: dict[str, str] | None = None) -> None:
         """Register a destination cluster (an Argo cluster secret: name, server URL, labels)."""
-        cenv = getattr(cluster, "env", None)
-        if cenv is not None and cenv is not self.env:
-            raise LabkitError(f"cluster {name!r} runs on another SimPy environment: build every SimCluster "
-                              "with env=<the shared environment>", field="cluster")
-        for other in self.clusters.values():
-            if other.server == server and other.name != name:
-                raise LabkitError(f"server {server} is already registered as cluster {other.name!r}", field="server")
-        self.clusters[name] = _ClusterEntry(name, server, cluster, dict(labels or {}), dict(annotations or {}))
+        self.destinations.add(name, server, cluster, labels=labels, annotations=annotations)
         for ctrl in list(self.appsets.values()):
             ctrl.request()
 
@@ -283,16 +270,12 @@ class ArgoSystem:
         the file.  Generators that read git or the cluster list are rendered by
         the controller, as in Argo.
         """
-        from dataclasses import replace as _replace
-
-        from labkit.argo.api import ListGenerator
-        from labkit.argo.appset import generate
-
         static = [g for g in spec.generators if isinstance(g, ListGenerator)]
         if not static:
             return
         try:
-            generate(self, _replace(spec, generators=tuple(static)))
+            generate(replace(spec, generators=tuple(static)), clusters=self.destinations,
+                     repo_server=self.repo_server, namespace=self.namespace)
         except LabkitError as err:
             raise LabkitError(err.detail, file=file, field=err.field) from None
 
@@ -336,7 +319,7 @@ class ArgoSystem:
         """Approve pending ``Prune=confirm`` deletions (the UI's "Confirm Pruning")."""
         self.mgmt.apply({"apiVersion": API_VERSION, "kind": APPLICATION_KIND,
                          "metadata": {"name": name, "namespace": self.namespace,
-                                      "annotations": {DELETION_APPROVED_ANNOTATION: clocks.timestamp(self.env.now)}}},
+                                      "annotations": {DELETION_APPROVED_ANNOTATION: timestamp(self.env.now)}}},
                         field_manager="argocd-server", force=True)
         ctrl = self.apps.get((self.namespace, name))
         if ctrl is not None:
@@ -443,7 +426,9 @@ class ArgoSystem:
         marker = (md.get("generation"), bool(md.get("deletionTimestamp")), tuple(md.get("finalizers") or ()), refresh)
         if ctrl is None or ctrl.gone:
             self._app_markers[key] = marker
-            self.apps[key] = AppController(self, ns, name)
+            self.apps[key] = AppController(self.env, ns, name, client=self.app_client, settings=self.settings,
+                                           destinations=self.destinations, cache=self.cache,
+                                           repo_server=self.repo_server, log=self.log, on_gone=self.forget_app)
             return
         old = self._app_markers.get(key)
         self._app_markers[key] = marker
@@ -451,8 +436,6 @@ class ArgoSystem:
             ctrl.request_refresh(LATEST)
 
     def _on_appset_event(self, event_type: str, obj: dict) -> None:
-        from labkit.argo.appset import AppSetController
-
         md = obj.get("metadata") or {}
         ns, name = md.get("namespace") or "", md.get("name") or ""
         if ns != self.namespace:
@@ -464,82 +447,30 @@ class ArgoSystem:
                 ctrl.request()
             return
         if ctrl is None or ctrl.gone:
-            self.appsets[key] = AppSetController(self, ns, name, md.get("generation"))
+            self.appsets[key] = AppSetController(self.env, ns, name, md.get("generation"), mgmt=self.mgmt,
+                                                 settings=self.settings, destinations=self.destinations,
+                                                 repo_server=self.repo_server, log=self.log,
+                                                 on_gone=self._forget_appset)
             return
         if md.get("generation") != ctrl.generation:
             ctrl.generation = md.get("generation")
             ctrl.request()
 
     def forget_app(self, ctrl: AppController) -> None:
+        """An Application's loop ended (it was deleted): drop its controller, unless a new one replaced it."""
         key = (ctrl.namespace, ctrl.name)
         if self.apps.get(key) is ctrl:
             del self.apps[key]
         self._app_markers.pop(key, None)
 
-    def ensure_watches(self, cluster_name: str, kinds: Iterable[tuple[str, str]]) -> None:
-        entry = self.clusters.get(cluster_name)
-        if entry is None:
-            return
-        watch = getattr(entry.cluster, "watch", None)
-        if not callable(watch):
-            return
-        for api_version, kind in kinds:
-            wk = (cluster_name, api_version, kind)
-            if wk in self._watched:
-                continue
-            try:
-                watch(api_version, kind, lambda t, o, cn=cluster_name: self._on_resource_event(cn, t, o))
-            except ApiError:
-                continue  # kind not served yet (its CRD comes with the sync): try again next refresh
-            self._watched.add(wk)
-            group = api_version.split("/")[0] if "/" in api_version else ""
-            cache = self._live.setdefault(cluster_name, {})
-            try:
-                for o in entry.cluster.list(api_version, kind):  # list, then watch: an informer's start
-                    md = o.get("metadata") or {}
-                    o["metadata"].pop("managedFields", None)
-                    ckey = (group, kind, md.get("namespace") or "", md.get("name") or "")
-                    self._index(cluster_name, ckey, cache.get(ckey), o)
-                    cache[ckey] = o
-            except ApiError:
-                continue
-            self._cached_kinds.add((cluster_name, group, kind))
+    def _forget_appset(self, ctrl: AppSetController) -> None:
+        self.appsets.pop((ctrl.namespace, ctrl.name), None)
 
-    def _on_resource_event(self, cluster_name: str, event_type: str, obj: dict) -> None:
-        md = obj.get("metadata") or {}
-        av = obj.get("apiVersion") or ""
-        key = (av.split("/")[0] if "/" in av else "", obj.get("kind") or "", md.get("namespace") or "",
-               md.get("name") or "")
-        cache = self._live.setdefault(cluster_name, {})
-        if event_type == "DELETED":
-            self._index(cluster_name, key, cache.pop(key, None), None)
-        else:
-            self._index(cluster_name, key, cache.get(key), obj)
-            cache[key] = obj
-        app = app_of(obj)
-        if not app:
-            return
+    def _on_managed_change(self, app: str) -> None:
+        """The cluster cache saw a change to an object tracked by ``app``: re-drive its controller."""
         ctrl = self.apps.get((self.namespace, app))
         if ctrl is not None:
             ctrl.on_resource_event()
-
-    def _index(self, cluster_name: str, key: tuple[str, str, str, str], old: dict | None, new: dict | None) -> None:
-        old_app, new_app = app_of(old), app_of(new)
-        if old_app and old_app != new_app:
-            self._tracked.get((cluster_name, old_app), {}).pop(key, None)
-        if new_app:
-            self._tracked.setdefault((cluster_name, new_app), {})[key] = new.get("apiVersion") or ""  # type: ignore[union-attr]
-
-    def tracked(self, cluster_name: str, app: str) -> list[tuple[str, tuple[str, str, str, str]]]:
-        """``(apiVersion, key)`` of every cached live object whose tracking id names ``app``.
-
-        Argo's cluster cache finds an Application's managed objects by their
-        tracking id, not only through the Application's ``status.resources``: an
-        object created by an operation after the refresh that last listed it
-        (a retried sync of an older revision, a status write that failed) is still
-        found, compared, and pruned when git no longer has it.
-        """
-        return [(av, key) for key, av in sorted(self._tracked.get((cluster_name, app), {}).items())]
 
     def _resync(self) -> Any:
         t = self.timings
@@ -549,113 +480,39 @@ class ArgoSystem:
                 jitter = self._resync_rng.uniform(0, t.reconciliation_jitter) if t.reconciliation_jitter > 0 else 0.0
                 self.apps[key].request_refresh(RESYNC, after=jitter)
 
-    # ------------------------------------------------------------------ services for the controllers
+    # ------------------------------------------------------------------ the former services, delegated
+    # The controllers are given their collaborators directly; these keep ArgoSystem's public API for
+    # notebooks and tests that called them here.
 
     def destination(self, spec: ApplicationSpec) -> tuple[str, Any]:
-        d = spec.destination
-        if d.name:
-            entry = self.clusters.get(d.name)
-            if entry is None:
-                raise LabkitError(f"unable to find destination server: there are no clusters with this name: {d.name}",
-                                  field="spec.destination.name")
-            return entry.name, entry.cluster
-        for entry in self.clusters.values():
-            if entry.server.rstrip("/") == d.server.rstrip("/"):
-                return entry.name, entry.cluster
-        raise LabkitError(f"application destination server '{d.server}' and namespace '{d.namespace}' do not match "
-                          "any of the allowed destinations in project 'default'", field="spec.destination.server")
+        return self.destinations.destination(spec)
 
     def server_of(self, cluster_name: str) -> str:
-        entry = self.clusters.get(cluster_name)
-        return entry.server if entry else ""
+        return self.destinations.server_of(cluster_name)
+
+    def ensure_watches(self, cluster_name: str, kinds: Iterable[tuple[str, str]]) -> None:
+        self.cache.ensure_watches(cluster_name, kinds)
+
+    def tracked(self, cluster_name: str, app: str) -> list[tuple[str, tuple[str, str, str, str]]]:
+        return self.cache.tracked(cluster_name, app)
 
     def namespaced(self, cluster_name: str, api_version: str, kind: str, objs: Iterable[dict] | None = None) -> bool:
-        group = api_version.split("/")[0] if "/" in api_version else ""
-        key = (cluster_name, group, kind)
-        hit = self._namespaced.get(key)
-        if hit is not None:
-            return hit
-        cluster = self.clusters[cluster_name].cluster
-        try:
-            value = bool(cluster.is_namespaced(api_version, kind))
-        except ApiError as err:
-            if err.reason != "NotFound":  # discovery failed (5xx, 429, timeout): not an answer, try again later
-                raise TemporaryError(message=f"failed to discover the scope of {kind}: {err.message}",
-                                     reason=err.reason) from None
-            for o in objs or ():
-                if o.get("kind") == "CustomResourceDefinition":
-                    spec = o.get("spec") or {}
-                    if spec.get("group") == group and (spec.get("names") or {}).get("kind") == kind:
-                        return spec.get("scope", "Namespaced") == "Namespaced"
-            return True
-        self._namespaced[key] = value
-        return value
+        return self.cache.namespaced(cluster_name, api_version, kind, objs)
 
     def live_getter(self, cluster_name: str) -> Callable[..., dict | None]:
-        """Argo's cluster cache: live objects of watched kinds from the watch stream, others from the API.
-
-        Objects from the cache are shared and read-only, and carry no
-        ``managedFields`` (the watch delivers the stored object): callers that need
-        field ownership pass ``managed=True`` and get a fresh read.
-        """
-        cluster = self.clusters[cluster_name].cluster
-        cache = self._live.get(cluster_name, {})
-        kinds = self._cached_kinds
-
-        def get(api_version: str, kind: str, name: str, namespace: str | None = None, *, managed: bool = False):
-            group = api_version.split("/")[0] if "/" in api_version else ""
-            if not managed and (cluster_name, group, kind) in kinds:
-                obj = cache.get((group, kind, namespace or "", name))
-                if obj is not None and obj.get("apiVersion") != api_version:
-                    obj = dict(obj, apiVersion=api_version)
-                return obj
-            return cluster.get(api_version, kind, name, namespace)
-        return get
+        return self.cache.live_getter(cluster_name)
 
     def dry_runner(self, cluster: Any) -> Callable[[dict], dict]:
         return lambda obj: dry_run_object(cluster, obj)
 
     def system_rules(self) -> list:
-        cm = self.mgmt.get("v1", "ConfigMap", ARGOCD_CM, self.namespace)
-        rv = ((cm or {}).get("metadata") or {}).get("resourceVersion", "")
-        if rv != self._rules_cache[0]:
-            try:
-                rules = system_ignore_rules(cm)
-            except LabkitError as err:
-                self.log.record(COMPONENT, "SettingsError", f"ConfigMap/{self.namespace}/{ARGOCD_CM}",
-                                detail={"message": str(err)})
-                rules = []
-            self._rules_cache = (rv, rules)
-        return self._rules_cache[1]
+        return self.settings.ignore_rules()
 
     def write_app_status(self, namespace: str, name: str, status: dict) -> None:
-        try:
-            self.mgmt.patch_status(API_VERSION, APPLICATION_KIND, name, namespace, status, field_manager=STATUS_MANAGER)
-        except ApiError as err:
-            if err.reason != "NotFound":
-                raise
+        self.app_client.write_status(namespace, name, status)
 
     def clear_annotation(self, obj: dict, key: str) -> None:
-        md = obj.get("metadata") or {}
-        live = self.mgmt.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"))
-        if live is None:
-            return
-        ann = (live["metadata"].get("annotations") or {})
-        if key not in ann:
-            return
-        live["metadata"]["annotations"] = {k: v for k, v in ann.items() if k != key}
-        live["metadata"].pop("managedFields", None)
-        live.pop("status", None)
-        try:
-            self.mgmt.update(live, field_manager=STATUS_MANAGER)
-        except ApiError:
-            pass
+        self.app_client.clear_annotation(obj, key)
 
     def remove_finalizers(self, obj: dict, finalizers: list[str]) -> None:
-        md = obj.get("metadata") or {}
-        live = self.mgmt.get(obj["apiVersion"], obj["kind"], md["name"], md.get("namespace"))
-        if live is None:
-            return
-        live["metadata"]["finalizers"] = [f for f in live["metadata"].get("finalizers") or [] if f not in finalizers]
-        live["metadata"].pop("managedFields", None)
-        self.mgmt.update(live, field_manager=STATUS_MANAGER)
+        self.app_client.remove_finalizers(obj, finalizers)

@@ -1,32 +1,46 @@
-"""kustomize-controller's Kustomization reconciler.
+"""kustomize-controller's Kustomization reconciler: named stages, one failure path, one status patch.
 
-The outer lifecycle follows kustomize-controller's ``Reconcile``: suspended
-objects are left alone; dependencies (``dependsOn``) must be Ready first
-(otherwise ``DependencyNotReady``, re-checked every 30 s); the source must have an
-artifact (otherwise ``ArtifactFailed``); then the named stages run, each
-returning its result and owning one failure reason:
+The outer lifecycle follows kustomize-controller's ``Reconcile``: a deleted
+object is finalised (below); the finaliser is added first; an invalid spec is
+``InvalidSpec``; suspended objects are left alone; dependencies (``dependsOn``)
+must be Ready first (otherwise ``DependencyNotReady``, re-checked every 30 s).
+Then the named stages run in order, each owning one failure reason:
 
-``fetch``  take the source's latest artifact (revision ``main@sha1:…``);
+``fetch``  take the source's latest artifact (revision ``main@sha1:…``); none
+           yet, or no such source → ``ArtifactFailed``, re-checked every 30 s;
 ``build``  render ``spec.path`` with real kustomize (confined to the artifact),
-           set ``targetNamespace``, add the owner labels, run ``postBuild``
-           substitution, refuse SOPS-encrypted Secrets without ``decryption``
-           → ``BuildFailed`` (a ``spec.path`` missing from the revision →
-           ``ArtifactFailed``, as Flux checks the path before building);
+           run ``postBuild`` substitution and add the owner labels
+           (``labkit.flux.build``), decrypt SOPS Secrets or refuse them
+           without ``decryption`` → ``BuildFailed`` (a ``spec.path`` missing
+           from the revision → ``ArtifactFailed``, as Flux checks the path
+           before building);
 ``plan``   dry-run every object and compare with the live state
-           (``labkit.engine.plan``) — a failed dry-run applies nothing;
-``apply``  staged server-side apply of what changed (``labkit.engine.apply``)
+           (``labkit.engine.plan``) — a failed dry-run applies nothing
            → ``ReconciliationFailed``;
+``apply``  staged server-side apply of what changed (``labkit.engine.apply``,
+           which runs plan and apply as one call) → ``ReconciliationFailed``;
 ``prune``  delete stale inventory entries with the safeguards
            (``labkit.engine.prune``) → ``PruneFailed``;
 ``health`` wait for every applied object (``wait: true``) or the listed
            ``healthChecks`` with kstatus, up to ``timeout`` → ``HealthCheckFailed``.
 
-The status is written at the end: ``Ready`` with ``ReconciliationSucceeded``
-and "Applied revision: …", ``lastAppliedRevision`` (only on success),
-``lastAttemptedRevision``, ``inventory``, ``observedGeneration`` and
-``history`` (the last five distinct builds, with counts and durations).  A
-success requeues after ``interval``; a failure after ``retryInterval``.  Drift
-is not watched: it is found and taken back by the next run's plan, as in Flux.
+A stage returns ``None`` when it went through, having put what it produced on
+the run (``_Run``: the artifact, the objects, the inventories, the apply's
+changeset), or a ``Failure`` — a result object, not an exception — carrying the
+stage, the reason and message, the inventory the status must record, and the
+server's ``Retry-After`` if it sent one.  Every way a reconcile can end —
+success, a stage failure, an invalid spec, a dependency or an artifact not
+ready — becomes one ``Attempt``, and the status is patched from it once, at the
+end (``_patch_status``), as kustomize-controller's deferred ``finalizeStatus``
+does: ``Ready`` with ``ReconciliationSucceeded`` and "Applied revision: …",
+``lastAppliedRevision`` (only on success), ``lastAttemptedRevision``,
+``inventory``, ``observedGeneration``, ``lastHandledReconcileAt`` and
+``history`` (the last five distinct builds, with counts and durations).  The
+only other patch is the one Flux also makes when a new revision or generation
+starts: ``Reconciling=True`` ("Fetching manifests for revision …").  A success
+requeues after ``interval``; a stage failure after ``retryInterval`` (or the
+server's ``Retry-After`` if longer).  Drift is not watched: it is found and
+taken back by the next run's plan, as in Flux.
 
 Every stage is recorded in the event log (``Fetched``, ``Built``, ``Planned``,
 ``Applied``, ``Pruned``, ``HealthChecked`` with start and duration), which is
@@ -36,77 +50,108 @@ Failures part-way never lose track of what was applied.  When an apply fails
 after some objects were written, those objects join the inventory recorded
 with the failure (Flux keeps the old inventory there, which orphans an object
 created by the failed attempt if it leaves git before the next success).  When
-the status write itself fails (an API outage), the inventory that could not be
-recorded is kept in memory and merged into the next reconcile's old inventory,
-so the next prune still sees it.  A transient API error inside a stage is a
-stage failure (``Ready=False``, requeue after ``retryInterval``, or after the
-server's ``Retry-After`` if longer); one outside the stages (reading the
-object, writing status) goes back to the dispatch loop, which backs off
-exponentially (``labkit.flux.system``) and calls ``report_error``.
+the status patch itself fails (an API outage), the inventory that could not be
+recorded is kept in memory (``unrecorded``) and merged into the next
+reconcile's old inventory, so the next prune still sees it.  A transient API
+error inside a stage is a stage failure; one outside the stages (reading the
+object, patching status) is a returned error: the reconcile driver
+(``labkit.core.workqueue``) backs off exponentially and ``FluxSystem`` calls
+``report_error``, which patches the status through the same ``_patch_status``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Generator
 
+from labkit.core.workqueue import DONE, Outcome, RequeueAfter
 from labkit.duration import format_duration
-from labkit.engine.apply import ApplyFailed, ApplyOptions, apply_staged
+from labkit.engine.apply import ApplyFailed, ApplyOptions, ApplyResult, apply_staged
 from labkit.engine.changeset import Action
 from labkit.engine.inventory import Inventory, InventoryEntry
-from labkit.engine.plan import DryRunFailed, check_shape
+from labkit.engine.plan import DryRunFailed
 from labkit.engine.prune import prune
 from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
+from labkit.flux.build import NAME_LABEL, NAMESPACE_LABEL, build_objects, own_objects
+from labkit.flux.services import FluxServices
 from labkit.gitops.render import PathConfinementError, PathNotFoundError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from labkit.flux.system import FluxSystem
+__all__ = ["KustomizationReconciler", "Failure", "Attempt", "own_objects", "NAME_LABEL", "NAMESPACE_LABEL",
+           "API_VERSION", "KIND", "FIELD_MANAGER", "STAGES"]
 
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
 KIND = "Kustomization"
 COMPONENT = "kustomize-controller"
 FIELD_MANAGER = "kustomize-controller"
-NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
-NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 FINALIZER = "finalizers.fluxcd.io"
 RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
 DEPENDENCY_REQUEUE = 30.0
 TERMINATION_POLL = 2.0  # WaitForTermination: ssa.WaitOptions{Interval: 2 * time.Second}
 HISTORY_LIMIT = 5
+STAGES = ("fetch", "build", "plan", "apply", "prune", "health")
 
 
-def own_objects(objects: list[dict], name: str, namespace: str, cluster: Any) -> None:
-    """Add the owner labels and default the namespace of namespaced objects (in place)."""
-    for o in objects:
-        md = o.setdefault("metadata", {})
-        labels = md.setdefault("labels", {})
-        labels[NAME_LABEL] = name
-        labels[NAMESPACE_LABEL] = namespace
-        if not md.get("namespace"):
-            try:
-                namespaced = cluster.is_namespaced(o.get("apiVersion", ""), o.get("kind", ""))
-            except ApiError:
-                namespaced = True  # unknown kind: the dry-run will name it
-            if namespaced:
-                md["namespace"] = "default"  # as the API server defaults it; keeps inventory ids exact
+@dataclass
+class Failure:
+    """How a stage failed: its reason and message, and what the status must still record."""
+
+    stage: str
+    reason: str
+    message: str
+    #: the inventory to record with the failure (None: the status keeps the one it has)
+    inventory: Inventory | None = None
+    #: the server's Retry-After, a floor for the requeue (0: none)
+    retry_after: float = 0.0
+    #: a precondition not met yet (dependencies, no artifact): come back after this, not ``retryInterval``
+    requeue: float | None = None
 
 
-class StageFailed(Exception):
-    def __init__(self, reason: str, message: str):
-        self.reason = reason
-        self.message = message
-        super().__init__(message)
+@dataclass
+class _Run:
+    """One reconcile's working state, filled in stage by stage."""
+
+    obj: dict
+    spec: KustomizationSpec
+    started: float
+    revision: str = ""
+    sha: str = ""
+    root: Path | None = None
+    objects: list[dict] = field(default_factory=list)
+    old_inventory: Inventory | None = None
+    inventory: Inventory | None = None
+    applied: ApplyResult | None = None
+    pruned: int = 0
+
+
+@dataclass
+class Attempt:
+    """How a reconcile ended: what ``_patch_status`` writes, once, and when to come back."""
+
+    ready: bool
+    reason: str
+    message: str
+    #: the revision attempted (None or "": keep ``lastAttemptedRevision``); no history without it
+    revision: str | None = None
+    spec: KustomizationSpec | None = None
+    inventory: Inventory | None = None
+    applied: bool = False
+    started: float | None = None
+    digest: str | None = None
+    outcome: Outcome = None
+    #: what ``last_result`` becomes once the status is written (None: left as it was)
+    result: dict[str, Any] | None = None
 
 
 class KustomizationReconciler:
-    """One Kustomization's reconcile loop (a SimPy process driven by ``FluxSystem``)."""
+    """One Kustomization's reconcile (driven by ``FluxSystem`` on the reconcile driver)."""
 
-    def __init__(self, system: "FluxSystem", namespace: str, name: str):
+    def __init__(self, system: FluxServices, namespace: str, name: str):
         self.system = system
         self.namespace = namespace
         self.name = name
@@ -119,79 +164,87 @@ class KustomizationReconciler:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
-        sys_ = self.system
-        env = sys_.env
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, Outcome]:
         md = obj.get("metadata") or {}
         if md.get("deletionTimestamp"):
             yield from self._finalize(obj)
-            return None
+            return DONE
         if FINALIZER not in (md.get("finalizers") or ()):
             # added before anything else, as Flux does, so a deletion can never race the first apply
             self._set_finalizer(obj, present=True)
-            return 0.0
+            return RequeueAfter(0.0)
+        attempt = yield from self._attempt(obj)
+        if attempt is None:
+            return DONE
+        self._patch_status(obj, attempt)
+        if attempt.result is not None:
+            self.last_result = attempt.result
+        return attempt.outcome
+
+    def _attempt(self, obj: dict[str, Any]) -> Generator[Any, Any, Attempt | None]:
+        """Everything up to the status patch; None when suspended (nothing to write)."""
+        sys_ = self.system
         try:
             spec = KustomizationSpec.from_obj(obj)
         except LabkitError as err:
-            self._write(obj, spec=None, ready=False, reason="InvalidSpec", message=str(err), revision="")
-            return None
+            return Attempt(False, "InvalidSpec", str(err), revision="", outcome=DONE)
         if spec.suspend:
             sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
             return None
-        started = env.now
-        # dependencies
+        run = _Run(obj, spec, sys_.env.now)
         for dep in spec.depends_on:
             dobj = sys_.cluster.get(API_VERSION, KIND, dep.name, dep.namespace)
             ok = dobj is not None and C.is_ready(dobj) and \
                 (dobj.get("status") or {}).get("observedGeneration") == dobj["metadata"].get("generation")
             if not ok:
                 msg = f"dependency '{dep.namespace}/{dep.name}' is not ready"
-                sys_.log.record(COMPONENT, C.DEPENDENCY_NOT_READY, self.key, detail={"message": msg})
-                self._write(obj, spec, False, C.DEPENDENCY_NOT_READY, msg, revision=None)
-                return DEPENDENCY_REQUEUE
-        # fetch
-        src = spec.source_ref
-        artifact = sys_.artifact_for(src.kind, src.namespace or self.namespace, src.name)
-        if artifact is None:
-            msg = f"Source artifact not found, retrying in {format_duration(DEPENDENCY_REQUEUE)}"
-            if sys_.cluster.get("source.toolkit.fluxcd.io/v1", src.kind, src.name, src.namespace or self.namespace) is None:
-                msg = f"Source '{src.kind}/{src.namespace or self.namespace}/{src.name}' not found"
-            sys_.log.record(COMPONENT, C.ARTIFACT_FAILED, self.key, detail={"message": msg})
-            self._write(obj, spec, False, C.ARTIFACT_FAILED, msg, revision=None)
-            return DEPENDENCY_REQUEUE
-        revision, sha, root = artifact
-        sys_.log.record(COMPONENT, "Fetched", self.key, revision=revision, detail={"stage": "fetch", "started": env.now, "duration": 0.0})
-        new_revision = (obj.get("status") or {}).get("lastAttemptedRevision") != revision
-        if new_revision or self._generation_changed(obj):
-            self._progressing(obj, revision)
-        try:
-            objects = yield from self._build(obj, spec, root, sha, revision)
-            result = yield from self._apply(obj, spec, objects, revision)
-        except StageFailed as failed:
-            if failed.reason != C.FAILED:  # else the event below is the same record twice
-                sys_.log.record(COMPONENT, failed.reason, self.key, revision=revision, detail={"message": failed.message})
-            sys_.log.record(COMPONENT, "ReconciliationFailed", self.key, revision=revision,
-                            detail={"reason": failed.reason, "message": failed.message, "duration": env.now - started})
-            inventory = getattr(failed, "inventory", None)
-            if inventory is not None:
-                self.unrecorded = inventory
-            self._write(obj, spec, False, failed.reason, failed.message, revision=revision,
-                        inventory=inventory, started=started)
-            if inventory is not None:
-                self.unrecorded = None
-            self.last_result = {"ok": False, "reason": failed.reason, "message": failed.message, "revision": revision}
-            return max(spec.retry_interval, getattr(failed, "retry_after", None) or 0.0)
-        duration = env.now - started
-        msg = f"Applied revision: {revision}"
+                return self._failed(run, Failure("dependencies", C.DEPENDENCY_NOT_READY, msg, requeue=DEPENDENCY_REQUEUE))
+        failure = self._fetch(run)
+        if failure is not None:
+            return self._failed(run, failure)
+        for stage in (self._build, self._apply, self._prune, self._health):
+            failure = yield from stage(run)
+            if failure is not None:
+                return self._failed(run, failure)
+        return self._succeeded(run)
+
+    def _failed(self, run: _Run, failure: Failure) -> Attempt:
+        """The one failure path: log it, record it, come back after ``retryInterval``.
+
+        A failure with its own ``requeue`` (a dependency not ready, no artifact yet)
+        is a precondition, not a failed attempt: it is logged under its reason and
+        recorded without a revision, as Flux does before the reconcile proper.
+        """
+        log = self.system.log
+        if failure.requeue is not None:
+            log.record(COMPONENT, failure.reason, self.key, detail={"message": failure.message})
+            return Attempt(False, failure.reason, failure.message, spec=run.spec, outcome=RequeueAfter(failure.requeue))
+        duration = self.system.env.now - run.started
+        if failure.reason != C.FAILED:  # else the event below is the same record twice
+            log.record(COMPONENT, failure.reason, self.key, revision=run.revision, detail={"message": failure.message})
+        log.record(COMPONENT, "ReconciliationFailed", self.key, revision=run.revision,
+                   detail={"reason": failure.reason, "message": failure.message, "duration": duration})
+        return Attempt(False, failure.reason, failure.message, revision=run.revision, spec=run.spec,
+                       inventory=failure.inventory, started=run.started,
+                       outcome=RequeueAfter(max(run.spec.retry_interval, failure.retry_after)),
+                       result={"ok": False, "reason": failure.reason, "message": failure.message,
+                               "revision": run.revision})
+
+    def _succeeded(self, run: _Run) -> Attempt:
+        sys_ = self.system
+        spec, revision = run.spec, run.revision
+        assert run.applied is not None and run.inventory is not None
+        duration = sys_.env.now - run.started
+        counts = {f"n_{k}": v for k, v in run.applied.changeset.counts().items()}
         sys_.log.record(COMPONENT, C.SUCCEEDED, self.key, revision=revision,
                         detail={"message": f"Reconciliation finished in {format_duration(duration)}, next run in {format_duration(spec.interval)}",
-                                "duration": duration, **result["counts"]})
-        self.unrecorded = result["inventory"]
-        self._write(obj, spec, True, C.SUCCEEDED, msg, revision=revision, inventory=result["inventory"],
-                    applied=True, started=started, digest=result["digest"])
-        self.unrecorded = None
-        self.last_result = {"ok": True, "revision": revision, **result}
-        return spec.interval
+                                "duration": duration, **counts})
+        digest = "sha256:" + hashlib.sha256(json.dumps(run.objects, sort_keys=True).encode()).hexdigest()
+        result = {"inventory": run.inventory, "counts": counts, "changeset": run.applied.changeset,
+                  "pruned": run.pruned, "digest": digest}
+        return Attempt(True, C.SUCCEEDED, f"Applied revision: {revision}", revision=revision, spec=spec,
+                       inventory=run.inventory, applied=True, started=run.started, digest=digest,
+                       outcome=RequeueAfter(spec.interval), result={"ok": True, "revision": revision, **result})
 
     # ------------------------------------------------------------------ deletion
 
@@ -279,133 +332,158 @@ class KustomizationReconciler:
                         detail={"deletionPolicy": policy, "garbageCollected": bool(delete and not suspended and len(inventory))})
 
     def report_error(self, obj: dict[str, Any], err: ApiError, retry_in: float) -> None:
-        """Report an API error the dispatch loop caught: ``Ready=False`` (``ReconciliationFailed``).
+        """Report an API error the driver caught: ``Ready=False`` (``ReconciliationFailed``).
 
         ``lastAppliedRevision`` is left alone; an inventory still waiting to be
         recorded is written with it.  Raises ``ApiError`` if the status cannot be
-        written either (the loop ignores that and tries again after the back-off).
+        written either (the driver's hook ignores that; the back-off retries).
         """
         message = f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}"
-        self._write(obj, None, False, C.FAILED, message, revision=None, inventory=self.unrecorded)
-        self.unrecorded = None
+        self._patch_status(obj, Attempt(False, C.FAILED, message, inventory=self.unrecorded))
 
     def _generation_changed(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("observedGeneration") != obj["metadata"].get("generation")
 
     # ------------------------------------------------------------------ stages
 
-    def _build(self, obj: dict, spec: KustomizationSpec, root: Path, sha: str, revision: str) -> Generator[Any, Any, list[dict]]:
+    def _fetch(self, run: _Run) -> Failure | None:
+        """The source's current artifact; a new revision or generation is marked ``Reconciling``."""
+        sys_ = self.system
+        src = run.spec.source_ref
+        src_ns = src.namespace or self.namespace
+        artifact = sys_.artifact_for(src.kind, src_ns, src.name)
+        if artifact is None:
+            msg = f"Source artifact not found, retrying in {format_duration(DEPENDENCY_REQUEUE)}"
+            if sys_.cluster.get("source.toolkit.fluxcd.io/v1", src.kind, src.name, src_ns) is None:
+                msg = f"Source '{src.kind}/{src_ns}/{src.name}' not found"
+            return Failure("fetch", C.ARTIFACT_FAILED, msg, requeue=DEPENDENCY_REQUEUE)
+        run.revision, run.sha, run.root = artifact
+        sys_.log.record(COMPONENT, "Fetched", self.key, revision=run.revision,
+                        detail={"stage": "fetch", "started": sys_.env.now, "duration": 0.0})
+        new_revision = (run.obj.get("status") or {}).get("lastAttemptedRevision") != run.revision
+        if new_revision or self._generation_changed(run.obj):
+            self._progressing(run.obj, run.revision)
+        return None
+
+    def _build(self, run: _Run) -> Generator[Any, Any, Failure | None]:
         sys_ = self.system
         env = sys_.env
+        raw = run.obj.get("spec") or {}
         t0 = env.now
         yield env.timeout(sys_.timings.draw(self.rng, "build"))
+        assert run.root is not None
         try:
-            objects = sys_.build(root, obj.get("spec") or {}, sha, self.namespace, spec.post_build)
-            for o in objects:
-                check_shape(o)  # kustomize passes `labels: [a]` or `name: 123` through: refuse, never crash
-            own_objects(objects, self.name, self.namespace, sys_.cluster)
-            self._check_sops(objects, spec)
+            run.objects = build_objects(sys_.renderer, sys_.cluster, run.root, raw, run.sha, self.name,
+                                        self.namespace, run.spec.post_build)
+            failure = self._decrypt(run.objects, run.spec)
         except PathNotFoundError as err:  # Flux: the path is checked before building, reason ArtifactFailed
-            raise StageFailed(C.ARTIFACT_FAILED, f"spec.path: {err.flux_message}") from None
+            return Failure("build", C.ARTIFACT_FAILED, f"spec.path: {err.flux_message}")
         except PathConfinementError as err:
-            where = "spec.path: " if err.path == ((obj.get("spec") or {}).get("path") or "./") else ""
-            raise StageFailed(C.BUILD_FAILED, where + (err.detail if where else str(err))) from None
+            where = "spec.path: " if err.path == (raw.get("path") or "./") else ""
+            return Failure("build", C.BUILD_FAILED, where + (err.detail if where else str(err)))
         except LabkitError as err:
-            raise StageFailed(C.BUILD_FAILED, str(err)) from None
-        sys_.log.record(COMPONENT, "Built", self.key, revision=revision,
-                        detail={"stage": "build", "started": t0, "duration": env.now - t0, "objects": len(objects)})
-        return objects
+            return Failure("build", C.BUILD_FAILED, str(err))
+        if failure is not None:
+            return failure
+        sys_.log.record(COMPONENT, "Built", self.key, revision=run.revision,
+                        detail={"stage": "build", "started": t0, "duration": env.now - t0, "objects": len(run.objects)})
+        return None
 
-    def _check_sops(self, objects: list[dict], spec: KustomizationSpec) -> None:
+    def _decrypt(self, objects: list[dict], spec: KustomizationSpec) -> Failure | None:
         """SOPS: decrypt encrypted Secrets in place, or refuse them without ``decryption`` (``labkit.secrets.sops``)."""
         from labkit.secrets.sops import FluxDecryptionError, flux_decrypt
 
         try:
             flux_decrypt(objects, spec.decryption, self.system.cluster, self.namespace)
         except FluxDecryptionError as err:
-            raise StageFailed(err.reason, err.message) from None
+            return Failure("build", err.reason, err.message)
+        return None
 
-    def _apply(self, obj: dict, spec: KustomizationSpec, objects: list[dict], revision: str) -> Generator[Any, Any, dict]:
+    def _apply(self, run: _Run) -> Generator[Any, Any, Failure | None]:
+        """The plan and apply stages: ``apply_staged`` dry-runs everything, then applies what changed."""
         sys_ = self.system
         env = sys_.env
-        old_inv = Inventory.from_status((obj.get("status") or {}).get("inventory"))
+        old_inv = Inventory.from_status((run.obj.get("status") or {}).get("inventory"))
         for entry in self.unrecorded or ():
             old_inv.add(entry)
-        options = ApplyOptions(field_manager=FIELD_MANAGER, force=spec.force, ignore=list(spec.ignore))
+        run.old_inventory = old_inv
+        options = ApplyOptions(field_manager=FIELD_MANAGER, force=run.spec.force, ignore=list(run.spec.ignore))
         t0 = env.now
         try:
-            res = yield from apply_staged(env, sys_.cluster, objects, options, sys_.engine_timings)
+            res = yield from apply_staged(env, sys_.cluster, run.objects, options, sys_.engine_timings)
         except DryRunFailed as err:
-            sys_.log.record(COMPONENT, "Planned", self.key, revision=revision,
+            sys_.log.record(COMPONENT, "Planned", self.key, revision=run.revision,
                             detail={"stage": "plan", "started": t0, "duration": env.now - t0, "failed": len(err.failures)})
-            failed = StageFailed(C.FAILED, str(err))
-            failed.inventory = old_inv  # type: ignore[attr-defined]
-            failed.retry_after = max((e.retry_after or 0.0 for _, e in err.failures), default=0.0)  # type: ignore[attr-defined]
-            raise failed from None
+            return Failure("plan", C.FAILED, str(err), inventory=old_inv,
+                           retry_after=max((e.retry_after or 0.0 for _, e in err.failures), default=0.0))
         except ApplyFailed as err:
-            failed = StageFailed(C.FAILED, str(err))
             # what was written before the failure belongs to the inventory: forgetting it would orphan it
             partial = Inventory(list(old_inv))
             for entry in err.changeset:
                 if entry.action not in (Action.UNKNOWN, Action.SKIPPED):
                     partial.add(InventoryEntry(entry.object_id, entry.version))
-            failed.inventory = partial  # type: ignore[attr-defined]
-            failed.retry_after = getattr(err.__cause__, "retry_after", None)  # type: ignore[attr-defined]
-            raise failed from None
+            return Failure("apply", C.FAILED, str(err), inventory=partial,
+                           retry_after=getattr(err.__cause__, "retry_after", None) or 0.0)
+        run.applied = res
         counts = res.changeset.counts()
-        sys_.log.record(COMPONENT, "Planned", self.key, revision=revision,
-                        detail={"stage": "plan", "started": t0, "duration": 2 * len(objects) * sys_.engine_timings.api_call,
+        sys_.log.record(COMPONENT, "Planned", self.key, revision=run.revision,
+                        detail={"stage": "plan", "started": t0, "duration": 2 * len(run.objects) * sys_.engine_timings.api_call,
                                 "plan": res.plan.counts()})
         changed = res.changeset.changed()
-        sys_.log.record(COMPONENT, "Applied", self.key, revision=revision,
+        sys_.log.record(COMPONENT, "Applied", self.key, revision=run.revision,
                         detail={"stage": "apply", "started": t0, "duration": env.now - t0, "changeset": changed.to_string(),
                                 **{f"n_{k}": v for k, v in counts.items()}})
         if len(changed):
-            sys_.log.record(COMPONENT, C.PROGRESSING, self.key, revision=revision, detail={"message": changed.to_string()})
-        new_inv = Inventory.from_objects(objects)
-        # prune
+            sys_.log.record(COMPONENT, C.PROGRESSING, self.key, revision=run.revision, detail={"message": changed.to_string()})
+        run.inventory = Inventory.from_objects(run.objects)
+        return None
+
+    def _prune(self, run: _Run) -> Generator[Any, Any, Failure | None]:
+        sys_ = self.system
+        env = sys_.env
+        if not run.spec.prune:
+            return None
+        assert run.old_inventory is not None and run.inventory is not None
         t1 = env.now
-        pruned = 0
-        if spec.prune:
-            stale = old_inv.diff(new_inv)
-            pres = yield from prune(env, sys_.cluster, stale,
-                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
-                                    timings=sys_.engine_timings)
-            for entry in pres.kept:
-                new_inv.add(entry)
-            pruned = len(pres.changeset.by_action(Action.DELETED))
-            sys_.log.record(COMPONENT, "Pruned", self.key, revision=revision,
-                            detail={"stage": "prune", "started": t1, "duration": env.now - t1,
-                                    "changeset": pres.changeset.to_string(), "deleted": pruned})
-            if pres.failed:
-                failed = StageFailed(C.PRUNE_FAILED, "\n".join(m for _, m in pres.failed))
-                failed.inventory = new_inv  # type: ignore[attr-defined]
-                raise failed
-        # health
+        stale = run.old_inventory.diff(run.inventory)
+        pres = yield from prune(env, sys_.cluster, stale,
+                                owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
+                                timings=sys_.engine_timings)
+        for entry in pres.kept:
+            run.inventory.add(entry)
+        run.pruned = len(pres.changeset.by_action(Action.DELETED))
+        sys_.log.record(COMPONENT, "Pruned", self.key, revision=run.revision,
+                        detail={"stage": "prune", "started": t1, "duration": env.now - t1,
+                                "changeset": pres.changeset.to_string(), "deleted": run.pruned})
+        if pres.failed:
+            return Failure("prune", C.PRUNE_FAILED, "\n".join(m for _, m in pres.failed), inventory=run.inventory)
+        return None
+
+    def _health(self, run: _Run) -> Generator[Any, Any, Failure | None]:
+        sys_ = self.system
+        env = sys_.env
+        spec = run.spec
         t2 = env.now
         to_check: list[dict] = []
         if spec.wait:
             # kustomize-controller skips itself ("guard against deadlock: waiting on itself")
-            to_check = [o for o in objects if not (o.get("kind") == KIND and o.get("apiVersion", "").startswith("kustomize.toolkit.fluxcd.io/")
-                                                   and (o.get("metadata") or {}).get("name") == self.name
-                                                   and (o.get("metadata") or {}).get("namespace") == self.namespace)]
+            to_check = [o for o in run.objects if not (o.get("kind") == KIND and o.get("apiVersion", "").startswith("kustomize.toolkit.fluxcd.io/")
+                                                       and (o.get("metadata") or {}).get("name") == self.name
+                                                       and (o.get("metadata") or {}).get("namespace") == self.namespace)]
         elif spec.health_checks:
             for hc in spec.health_checks:
                 to_check.append({"apiVersion": hc.api_version or "v1", "kind": hc.kind,
                                  "metadata": {"name": hc.name, "namespace": hc.namespace or self.namespace}})
-        if to_check:
-            wres = yield from wait_for_set(env, sys_.cluster, to_check, timeout=spec.timeout,
-                                           interval=sys_.engine_timings.poll_interval)
-            sys_.log.record(COMPONENT, "HealthChecked", self.key, revision=revision,
-                            detail={"stage": "health", "started": t2, "duration": env.now - t2, "ok": wres.ok,
-                                    "checked": len(to_check)})
-            if not wres.ok:
-                failed = StageFailed(C.HEALTH_CHECK_FAILED, wres.message)
-                failed.inventory = new_inv  # type: ignore[attr-defined]
-                raise failed
-        digest = "sha256:" + hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
-        return {"inventory": new_inv, "counts": {f"n_{k}": v for k, v in counts.items()}, "changeset": res.changeset,
-                "pruned": pruned, "digest": digest}
+        if not to_check:
+            return None
+        wres = yield from wait_for_set(env, sys_.cluster, to_check, timeout=spec.timeout,
+                                       interval=sys_.engine_timings.poll_interval)
+        sys_.log.record(COMPONENT, "HealthChecked", self.key, revision=run.revision,
+                        detail={"stage": "health", "started": t2, "duration": env.now - t2, "ok": wres.ok,
+                                "checked": len(to_check)})
+        if not wres.ok:
+            return Failure("health", C.HEALTH_CHECK_FAILED, wres.message, inventory=run.inventory)
+        return None
 
     # ------------------------------------------------------------------ status
 
@@ -417,34 +495,44 @@ class KustomizationReconciler:
         status["lastAttemptedRevision"] = revision
         self.system.write_status(API_VERSION, KIND, self.name, self.namespace, status)
 
-    def _write(self, obj: dict, spec: KustomizationSpec | None, ready: bool, reason: str, message: str, *,
-               revision: str | None, inventory: Inventory | None = None, applied: bool = False,
-               started: float | None = None, digest: str | None = None) -> None:
+    def _patch_status(self, obj: dict, attempt: Attempt) -> None:
+        """The one status patch of a reconcile (``finalizeStatus``), from how it ended.
+
+        The inventory to record is held in ``unrecorded`` until the patch is
+        through, so an API error here does not lose it (see the module docstring).
+        """
+        if attempt.inventory is not None:
+            self.unrecorded = attempt.inventory
+        self.system.write_status(API_VERSION, KIND, self.name, self.namespace, self._status_of(obj, attempt))
+        if attempt.inventory is not None:
+            self.unrecorded = None
+
+    def _status_of(self, obj: dict, a: Attempt) -> dict:
         sys_ = self.system
         live = sys_.cluster.get(API_VERSION, KIND, self.name, self.namespace) or obj
         status = _copy_status(live)
         now = sys_.timestamp()
         gen = live["metadata"].get("generation")
-        C.set_condition(status, C.READY, ready, reason, message, now, gen)
+        C.set_condition(status, C.READY, a.ready, a.reason, a.message, now, gen)
         C.remove_condition(status, C.RECONCILING)
-        if ready and spec is not None and (spec.wait or spec.health_checks):
+        if a.ready and a.spec is not None and (a.spec.wait or a.spec.health_checks):
             C.set_condition(status, C.HEALTHY, True, "Succeeded", "Health check passed", now, gen)
-        elif not ready and reason == C.HEALTH_CHECK_FAILED:
-            C.set_condition(status, C.HEALTHY, False, C.HEALTH_CHECK_FAILED, message, now, gen)
+        elif not a.ready and a.reason == C.HEALTH_CHECK_FAILED:
+            C.set_condition(status, C.HEALTHY, False, C.HEALTH_CHECK_FAILED, a.message, now, gen)
         status["observedGeneration"] = gen
-        if revision:
-            status["lastAttemptedRevision"] = revision
-        if applied and revision:
-            status["lastAppliedRevision"] = revision
-        if inventory is not None:
-            status["inventory"] = inventory.to_status()
+        if a.revision:
+            status["lastAttemptedRevision"] = a.revision
+        if a.applied and a.revision:
+            status["lastAppliedRevision"] = a.revision
+        if a.inventory is not None:
+            status["inventory"] = a.inventory.to_status()
         requested = ((live.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
         if requested:
             status["lastHandledReconcileAt"] = requested
-        if started is not None and revision:
-            self._history(status, digest or "sha256:" + hashlib.sha256(revision.encode()).hexdigest(),
-                          revision, started, "ReconciliationSucceeded" if ready else reason)
-        sys_.write_status(API_VERSION, KIND, self.name, self.namespace, status)
+        if a.started is not None and a.revision:
+            self._history(status, a.digest or "sha256:" + hashlib.sha256(a.revision.encode()).hexdigest(),
+                          a.revision, a.started, "ReconciliationSucceeded" if a.ready else a.reason)
+        return status
 
     def _history(self, status: dict, digest: str, revision: str, started: float, outcome: str) -> None:
         sys_ = self.system

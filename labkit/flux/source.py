@@ -20,14 +20,14 @@ fetch is retried on the next interval.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Generator
 
+from labkit.core.workqueue import DONE, Outcome, RequeueAfter
+from labkit.duration import format_duration
 from labkit.errors import LabkitError, TemporaryError
 from labkit.flux import conditions as C
 from labkit.flux.api import GitRepositorySpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from labkit.flux.system import FluxSystem
+from labkit.flux.services import FluxServices
 
 API_VERSION = "source.toolkit.fluxcd.io/v1"
 KIND = "GitRepository"
@@ -54,26 +54,26 @@ def artifact_revision(label: str, sha: str) -> str:
 
 
 class GitRepositoryReconciler:
-    """One GitRepository's reconcile loop (a SimPy process driven by ``FluxSystem``)."""
+    """One GitRepository's reconcile (driven by ``FluxSystem`` on the reconcile driver)."""
 
-    def __init__(self, system: "FluxSystem", namespace: str, name: str):
+    def __init__(self, system: FluxServices, namespace: str, name: str):
         self.system = system
         self.namespace = namespace
         self.name = name
         self.key = f"{KIND}/{namespace}/{name}"
         self.rng = system.rng(f"gitrepo:{namespace}/{name}")
 
-    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, float | None]:
+    def reconcile(self, obj: dict[str, Any]) -> Generator[Any, Any, Outcome]:
         sys_ = self.system
         env = sys_.env
         try:
             spec = GitRepositorySpec.from_obj(obj)
         except LabkitError as err:
             self._status(obj, False, "InvalidSpec", str(err))
-            return None
+            return DONE
         if spec.suspend:
             sys_.log.record(COMPONENT, "Suspended", self.key, detail={"message": "Reconciliation is suspended for this object"})
-            return None
+            return DONE
         started = env.now
         yield env.timeout(sys_.timings.draw(self.rng, "git_fetch"))
         label, ref = ref_name(spec)
@@ -121,15 +121,13 @@ class GitRepositoryReconciler:
         return self._next(spec)
 
     def report_error(self, obj: dict[str, Any], err: Any, retry_in: float) -> None:
-        """Report an API error the dispatch loop caught (``Ready=False``, ``ReconciliationFailed``)."""
-        from labkit.duration import format_duration
-
+        """Report an API error the driver caught (``Ready=False``, ``ReconciliationFailed``)."""
         self._status(obj, False, C.FAILED,
                      f"reconciliation failed ({err.reason}): {err.message}; retrying in {format_duration(retry_in)}")
 
-    def _next(self, spec: GitRepositorySpec) -> float:
+    def _next(self, spec: GitRepositorySpec) -> RequeueAfter:
         jitter = self.system.interval_jitter
-        return spec.interval * (1 + self.rng.uniform(-jitter, jitter)) if jitter else spec.interval
+        return RequeueAfter(spec.interval * (1 + self.rng.uniform(-jitter, jitter)) if jitter else spec.interval)
 
     def _status(self, obj: dict[str, Any], ready: bool, reason: str, message: str) -> None:
         sys_ = self.system

@@ -12,9 +12,10 @@ controllers —
 Flux objects live in the cluster as the YAML from Flux's docs, applied with
 ``apply()`` (validated first, so a typo is one clear error naming the file and
 field).  The controllers learn about them through the backend's ``watch`` when
-it has one (the simulator) or by polling (a real cluster).  Each object gets its
-own reconcile loop as a SimPy process, and a controller-wide worker pool
-(``--concurrent``, 4 by default) bounds how many run at once.
+it has one (the simulator) or by polling (a real cluster).  Each controller
+runs on the reconcile driver (``labkit.core.workqueue``) with the per-key
+policy: each object gets its own reconcile loop, and a controller-wide limit
+(``--concurrent``, 4 by default) bounds how many reconciles run at once.
 
 Triggers, as in Flux: the object's interval (``interval`` after success,
 ``retryInterval`` after failure); a change of ``metadata.generation``; a new
@@ -37,13 +38,14 @@ error in the middle of an apply) reports ``Ready=False`` with the stage's reason
 and asks to come back after ``retryInterval``: that is kustomize-controller's
 ``RequeueAfter: obj.GetRetryInterval()``.  An API error *outside* the stages —
 reading the object or its source, writing its status — is a returned error in
-controller-runtime terms: the dispatch loop logs ``ReconcileError``, writes
-``Ready=False`` (reason ``ReconciliationFailed``) when it can, and requeues the
-object with per-object exponential back-off, ``min_retry_delay * 2**failures``
-capped at ``max_retry_delay`` (Flux's ``--min-retry-delay=750ms`` and
-``--max-retry-delay=15m``), or after the server's ``Retry-After`` when that is
-longer.  A successful return resets the back-off (``Forget``).  No API error
-ever escapes a reconcile loop: one failing object never stops the controllers.
+controller-runtime terms: the driver backs the object off exponentially,
+``min_retry_delay * 2**failures`` capped at ``max_retry_delay`` (Flux's
+``--min-retry-delay=750ms`` and ``--max-retry-delay=15m``), or after the server's
+``Retry-After`` when that is longer, and its ``on_error`` hook here logs
+``ReconcileError`` and writes ``Ready=False`` (reason ``ReconciliationFailed``)
+when it can.  A successful return resets the back-off (``Forget``).  No API
+error ever escapes a reconcile loop: one failing object never stops the
+controllers.
 """
 from __future__ import annotations
 
@@ -58,12 +60,14 @@ import yaml
 
 from labkit import clock as clocks
 from labkit.cluster import Cluster
+from labkit.core.workqueue import Driver, PerKey, RateLimiter
 from labkit.engine.apply import EngineTimings, seam_latency
 from labkit.errors import ApiError, LabkitError
 from labkit.events import EventLog
 from labkit.flux import kustomize as ks_mod
 from labkit.flux import source as src_mod
 from labkit.flux.api import GitRepositorySpec, KustomizationSpec, parse_flux_object
+from labkit.flux.build import build_objects
 from labkit.flux.crds import flux_crds
 from labkit.gitops.render import Renderer
 
@@ -123,18 +127,16 @@ class FluxSystem:
         self._remotes: dict[str, Any] = {}
         self._artifacts: dict[tuple[str, str, str], Path] = {}
         self.renderer = Renderer()
-        self._loops: dict[str, Any] = {}
-        self._wakes: dict[str, simpy.Event] = {}
         self._seen: dict[str, tuple[Any, Any]] = {}
         self.reconcilers: dict[str, Any] = {}
-        self.workers = {
-            src_mod.KIND: simpy.Resource(env, capacity=concurrent),
-            ks_mod.KIND: simpy.Resource(env, capacity=concurrent),
-        }
         self.poll_interval = poll_interval
         self.min_retry_delay = min_retry_delay
         self.max_retry_delay = max_retry_delay
-        self._failures: dict[str, int] = {}
+        #: one reconcile driver per controller: a loop per object, ``concurrent`` reconciles at once
+        self.drivers = {kind: Driver(env, self._reconcile, policy=PerKey(limit=concurrent), retryable=(ApiError,), read=self._read,
+                                     on_gone=self._gone, on_error=self._requeue_error, settle=self._settle,
+                                     limiter=RateLimiter(min_retry_delay, max_retry_delay, honour_retry_after=True))
+                        for kind in (src_mod.KIND, ks_mod.KIND)}
         self.started = False
 
     # ------------------------------------------------------------------ set-up
@@ -210,11 +212,12 @@ class FluxSystem:
                 except ApiError as err:
                     self.log.record("flux", "ListFailed", kind, detail={"reason": err.reason, "message": err.message})
                     continue  # try again on the next poll; forget nothing on a failed list
+                driver = self.drivers[kind]
                 for obj in objs:
                     key = self._key(obj)
                     seen.add(key)
-                    self._on_event("ADDED" if key not in self._loops else "MODIFIED", obj)
-                for key in [k for k in self._loops if k.startswith(kind + "/") and k not in seen]:
+                    self._on_event("ADDED" if key not in driver else "MODIFIED", obj)
+                for key in [k for k in driver.keys() if k not in seen]:
                     self.wake(key)
             yield self.env.timeout(self.poll_interval)
 
@@ -230,75 +233,56 @@ class FluxSystem:
         if event_type == "DELETED":
             self.wake(key)
             return
-        if key not in self._loops:
+        driver = self.drivers[obj["kind"]]
+        if key not in driver:
             self._seen[key] = marker
-            self._wakes[key] = self.env.event()
             ns, name = md.get("namespace", ""), md["name"]
             rec = (src_mod.GitRepositoryReconciler if obj["kind"] == src_mod.KIND else ks_mod.KustomizationReconciler)(self, ns, name)
             self.reconcilers[key] = rec
-            self._loops[key] = self.env.process(self._loop(key, obj["kind"], obj["apiVersion"], rec))
+            driver.add(key)
             return
         if self._seen.get(key) != marker:
             self._seen[key] = marker
-            self.wake(key)
+            driver.add(key)
 
     def wake(self, key: str) -> None:
-        ev = self._wakes.get(key)
-        if ev is not None and not ev.triggered:
-            ev.succeed()
+        """Reconcile the object with this key now (if it has a loop; a forgotten key stays forgotten)."""
+        driver = self.drivers.get(key.split("/", 1)[0])
+        if driver is not None and key in driver:
+            driver.add(key)
 
-    def _loop(self, key: str, kind: str, api_version: str, rec: Any):
-        delay: float | None = 0.0
-        _, ns, name = key.split("/", 2)
-        while True:
-            wake = self._wakes[key]
-            if delay is None:
-                yield wake
-            elif delay > 0:
-                yield self.env.timeout(delay) | wake
-            if wake.triggered:
-                self._wakes[key] = self.env.event()
-            try:
-                obj = self.cluster.get(api_version, kind, name, ns)
-            except ApiError as err:
-                delay = self._requeue_error(key, kind, err, rec, None)
-                continue
-            if obj is None:
-                self._loops.pop(key, None)
-                self._wakes.pop(key, None)
-                self.reconcilers.pop(key, None)
-                self.log.record("flux", "Forgotten", key)
-                return
-            with self.workers[kind].request() as req:
-                yield req
-                try:
-                    delay = yield from rec.reconcile(obj)
-                except ApiError as err:
-                    delay = self._requeue_error(key, kind, err, rec, obj)
-                else:
-                    self._failures.pop(key, None)
-                extra = seam_latency(self.cluster)
-                if extra > 0:  # slow API calls that no engine stage has accounted for yet
-                    yield self.env.timeout(extra)
+    # the driver's hooks (labkit.core.workqueue): read the object, reconcile it, report a returned error
 
-    def _requeue_error(self, key: str, kind: str, err: ApiError, rec: Any, obj: dict | None) -> float:
-        """A returned error: log it, report it on the object if possible, back off exponentially."""
-        failures = self._failures.get(key, 0)
-        self._failures[key] = failures + 1
-        delay = min(self.min_retry_delay * (2 ** min(failures, 40)), self.max_retry_delay)
-        if err.retry_after:
-            delay = max(delay, float(err.retry_after))
+    def _read(self, key: str) -> dict | None:
+        kind, ns, name = key.split("/", 2)
+        api_version = src_mod.API_VERSION if kind == src_mod.KIND else ks_mod.API_VERSION
+        return self.cluster.get(api_version, kind, name, ns)
+
+    def _reconcile(self, key: str, obj: dict) -> Any:
+        return self.reconcilers[key].reconcile(obj)
+
+    def _gone(self, key: str) -> None:
+        self.reconcilers.pop(key, None)
+        self.log.record("flux", "Forgotten", key)
+
+    def _settle(self, _key: str):
+        extra = seam_latency(self.cluster)
+        if extra > 0:  # slow API calls that no engine stage has accounted for yet
+            yield self.env.timeout(extra)
+
+    def _requeue_error(self, key: str, err: BaseException, delay: float | None, obj: dict | None) -> None:
+        """A returned error: log it and report it on the object if possible (the driver backs off)."""
+        kind = key.split("/", 1)[0]
         component = "source-controller" if kind == src_mod.KIND else "kustomize-controller"
         self.log.record(component, "ReconcileError", key,
-                        detail={"reason": err.reason, "code": err.code, "message": err.message,
-                                "failures": failures + 1, "retry_in": delay})
-        report = getattr(rec, "report_error", None)
+                        detail={"reason": err.reason, "code": err.code, "message": err.message,  # type: ignore[attr-defined]
+                                "failures": self.drivers[kind].limiter.failures(key), "retry_in": delay})
+        report = getattr(self.reconcilers.get(key), "report_error", None)
         if obj is not None and callable(report):
             try:
                 report(obj, err, delay)
             except ApiError:
                 pass  # the API is still failing: the log has it, the next attempt will report
-        return delay
 
     # ------------------------------------------------------------------ services for reconcilers
 
@@ -345,25 +329,6 @@ class FluxSystem:
             if ref.get("kind") == src_mod.KIND and ref.get("name") == name and (ref.get("namespace") or rec.namespace) == namespace:
                 self.wake(key)
 
-    def build(self, root: Path, spec: dict, sha: str, namespace: str, post_build: Any) -> list[dict]:
-        """Real kustomize build of ``spec.path`` inside the artifact ``root``, then ``postBuild``.
-
-        Renders are cached per (revision, path, build settings) by the ``Renderer``;
-        substitution runs on every reconcile, since its ConfigMaps may change.
-        """
-        from labkit.gitops.substitute import collect_variables, substitute
-
-        path = spec.get("path") or "./"
-        if post_build is None:
-            return self.renderer.render(path, root=root, key=sha, overrides=spec)
-        docs = self.renderer.render_documents(path, root=root, key=sha, overrides=spec)
-        sources: list[Any] = []
-        for ref in post_build.substitute_from:
-            obj = self.cluster.get("v1", ref.kind, ref.name, namespace)
-            sources.append(({"kind": ref.kind, "name": ref.name, "optional": ref.optional}, obj))
-        variables = collect_variables(dict(post_build.substitute), sources)
-        return substitute(docs, variables, strict=True, source=path)
-
     # ------------------------------------------------------------------ user actions
 
     def diff(self, name: str, namespace: str = FLUX_NAMESPACE) -> Any:
@@ -373,7 +338,7 @@ class FluxSystem:
         (``labkit.engine.plan``); nothing is written.  Entries ``configured`` list
         the drifted paths.  Raises ``LabkitError`` if it cannot be built.
         """
-        from labkit.engine.plan import check_shape, plan
+        from labkit.engine.plan import plan
 
         obj = self.cluster.get(ks_mod.API_VERSION, ks_mod.KIND, name, namespace)
         if obj is None:
@@ -384,10 +349,8 @@ class FluxSystem:
         if artifact is None:
             raise LabkitError(f"Kustomization {namespace}/{name}: source artifact not found")
         _, sha, root = artifact
-        objects = self.build(root, obj.get("spec") or {}, sha, namespace, spec.post_build)
-        for o in objects:
-            check_shape(o)
-        ks_mod.own_objects(objects, name, namespace, self.cluster)
+        objects = build_objects(self.renderer, self.cluster, root, obj.get("spec") or {}, sha, name, namespace,
+                                spec.post_build)
         return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
 
     def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> str:
