@@ -61,6 +61,8 @@ from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
+from labkit.flux.policy import (FIELD_MANAGER, FINALIZE_PRUNE_EXCLUSIONS, FLUX_POLICY, NAME_LABEL,  # noqa: F401
+                                NAMESPACE_LABEL, RECONCILE_ANNOTATION, owner_labels)
 from labkit.gitops.render import PathConfinementError, PathNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,12 +71,8 @@ if TYPE_CHECKING:  # pragma: no cover
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
 KIND = "Kustomization"
 COMPONENT = "kustomize-controller"
-FIELD_MANAGER = "kustomize-controller"
-NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
-NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 FINALIZER = "finalizers.fluxcd.io"
-RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
 DEPENDENCY_REQUEUE = 30.0
 TERMINATION_POLL = 2.0  # WaitForTermination: ssa.WaitOptions{Interval: 2 * time.Second}
 HISTORY_LIMIT = 5
@@ -245,8 +243,8 @@ class KustomizationReconciler:
         if delete and not suspended and len(inventory):
             t0 = env.now
             pres = yield from prune(env, sys_.cluster, list(inventory),
-                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
-                                    exclusions={RECONCILE_ANNOTATION: "disabled"}, timings=sys_.engine_timings)
+                                    owner_labels=owner_labels(self.name, self.namespace),
+                                    exclusions=FINALIZE_PRUNE_EXCLUSIONS, timings=sys_.engine_timings)
             if pres.failed:
                 sys_.log.record(COMPONENT, "GarbageCollectionFailed", self.key, revision=revision,
                                 detail={"message": "pruning for deleted resource failed",
@@ -331,7 +329,8 @@ class KustomizationReconciler:
         old_inv = Inventory.from_status((obj.get("status") or {}).get("inventory"))
         for entry in self.unrecorded or ():
             old_inv.add(entry)
-        options = ApplyOptions(field_manager=FIELD_MANAGER, force=spec.force, ignore=list(spec.ignore))
+        options = ApplyOptions(field_manager=FIELD_MANAGER, force=spec.force, ignore=list(spec.ignore),
+                               policy=FLUX_POLICY)
         t0 = env.now
         try:
             res = yield from apply_staged(env, sys_.cluster, objects, options, sys_.engine_timings)
@@ -369,8 +368,8 @@ class KustomizationReconciler:
         if spec.prune:
             stale = old_inv.diff(new_inv)
             pres = yield from prune(env, sys_.cluster, stale,
-                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
-                                    timings=sys_.engine_timings)
+                                    owner_labels=owner_labels(self.name, self.namespace),
+                                    exclusions=FLUX_POLICY.prune_exclusions, timings=sys_.engine_timings)
             for entry in pres.kept:
                 new_inv.add(entry)
             pruned = len(pres.changeset.by_action(Action.DELETED))

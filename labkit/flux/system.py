@@ -388,7 +388,8 @@ class FluxSystem:
         for o in objects:
             check_shape(o)
         ks_mod.own_objects(objects, name, namespace, self.cluster)
-        return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
+        return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore),
+                    policy=ks_mod.FLUX_POLICY)
 
     def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> str:
         """Annotate with ``reconcile.fluxcd.io/requestedAt`` (what ``flux reconcile`` does)."""
