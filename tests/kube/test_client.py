@@ -187,7 +187,7 @@ def test_bad_kubeconfig_is_a_clear_labkit_error(tmp_path):
 
 def test_connect_explains_what_is_not_running(tmp_path, monkeypatch):
     from labkit.errors import LabkitError
-    from labkit.kube.client import connect
+    from labkit.kube.locate import connect
 
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
     with pytest.raises(LabkitError, match=r"--cluster: no local control plane named 'labkit' is running; "
@@ -200,7 +200,7 @@ def test_connect_explains_what_is_not_running(tmp_path, monkeypatch):
 
 
 def test_connect_to_a_kubeconfig_context(api, tmp_path, monkeypatch):
-    from labkit.kube.client import connect
+    from labkit.kube.locate import connect
 
     monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kc")))
     kc = connect("fake")
