@@ -24,6 +24,8 @@ memoised here per kind).  Then:
   whole admission chain and returns the object it would have stored.
 * ``update`` is ``PUT`` (an Update operation, what ``kubectl edit`` does) with the
   manager name.
+* ``create`` (optional on the seam) is ``POST`` to the collection, so the server fills in
+  ``metadata.generateName`` — what the sealed-secrets controller names its keys with.
 * ``delete`` is ``DELETE`` with ``propagationPolicy``.  The API server answers either
   with the object (still present: finalizers, or ``Foreground`` propagation) or with a
   ``Status``; in the second case the object read just before the delete is returned,
@@ -353,6 +355,21 @@ class KubeCluster:
         if dry_run:
             params["dry_run"] = "All"
         out = self._request("patch", res.path(name=name, namespace=ns), body=obj, **params)
+        return self._complete(out, api_version, kind)
+
+    def create(self, obj: Obj, *, field_manager: str, dry_run: bool = False) -> Obj:
+        """``POST`` to the collection: a new object, ``metadata.generateName`` honoured by the server."""
+        if not isinstance(obj, dict):
+            raise ApiError("BadRequest", f"object must be a mapping, got {type(obj).__name__}")
+        api_version, kind = obj.get("apiVersion") or "", obj.get("kind") or ""
+        if not api_version or not kind:
+            raise ApiError("BadRequest", "Object 'apiVersion' and 'Kind' are required")
+        res = self._resource(api_version, kind)
+        ns = self._namespace(res, (obj.get("metadata") or {}).get("namespace"))
+        params: dict[str, Any] = {"field_manager": field_manager}
+        if dry_run:
+            params["dry_run"] = "All"
+        out = self._request("post", res.path(namespace=ns), body=obj, **params)
         return self._complete(out, api_version, kind)
 
     def update(self, obj: Obj, *, field_manager: str, dry_run: bool = False) -> Obj:

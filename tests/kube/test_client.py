@@ -88,6 +88,16 @@ def test_update_is_a_put_with_the_manager(api, kc):
     assert req.body == deployment()
 
 
+def test_create_posts_to_the_collection_so_the_server_picks_a_generated_name(api, kc):
+    api.script("POST", "/api/v1/namespaces/kube-system/configmaps",
+               (201, {"metadata": {"name": "key-x7k2p", "namespace": "kube-system"}}))
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "key-", "namespace": "kube-system"}}
+    out = kc.create(cm, field_manager="sealed-secrets-controller")
+    assert out["metadata"]["name"] == "key-x7k2p" and out["kind"] == "ConfigMap"
+    req = api.calls("POST")[0]
+    assert req.query == {"fieldManager": ["sealed-secrets-controller"]} and req.body == cm
+
+
 def test_get_missing_is_none_and_list_items_get_kind(api, kc):
     assert kc.get("apps/v1", "Deployment", "web", "default") is None
     api.script("GET", "/apis/apps/v1/namespaces/default/deployments",
