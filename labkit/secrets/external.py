@@ -408,7 +408,10 @@ class ExternalSecretsOperator:
     Like the sealed-secrets controller it talks to the cluster only through the
     ``labkit.cluster`` seam (get, list, create, update, patch_status, watch), so it
     runs on the simulator and on a real API server alike; time and events come
-    from ``env`` / ``log`` (default: the cluster's own).
+    from ``env`` / ``log`` (default: the cluster's own).  Like controller-runtime's
+    informers, the SecretStores and the ExternalSecrets' target names are read
+    from what the watch delivered rather than fetched again at every periodic
+    re-validation (in the simulator the watch is synchronous, so the two agree).
     """
 
     component = COMPONENT
@@ -424,6 +427,8 @@ class ExternalSecretsOperator:
         self.queue = WorkQueue(self.env)
         self.store_queue = WorkQueue(self.env)
         self._gen: dict[tuple[str, str], Any] = {}
+        self._targets: dict[tuple[str, str], str] = {}  # ExternalSecret key -> the Secret it writes
+        self._stores: dict[tuple[str, str], dict] = {}  # SecretStores as last watched (an informer cache)
         cluster.watch(API_VERSION, "ExternalSecret", self._on_es)
         cluster.watch(API_VERSION, "SecretStore", self._on_store)
         cluster.watch("v1", "Secret", self._on_secret)
@@ -439,6 +444,10 @@ class ExternalSecretsOperator:
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         marker = (md.get("generation"), json.dumps([md.get("labels"), md.get("annotations")], sort_keys=True))
+        if ev == "DELETED":
+            self._targets.pop(key, None)
+        else:
+            self._targets[key] = ((obj.get("spec") or {}).get("target") or {}).get("name") or md["name"]
         if ev == "MODIFIED" and self._gen.get(key) == marker:
             return  # a status write of ours
         self._gen[key] = None if ev == "DELETED" else marker
@@ -446,16 +455,19 @@ class ExternalSecretsOperator:
 
     def _on_store(self, ev: str, obj: dict) -> None:
         md = obj["metadata"]
-        if ev != "DELETED":
-            self.store_queue.add((md.get("namespace", ""), md["name"]))
+        key = (md.get("namespace", ""), md["name"])
+        if ev == "DELETED":
+            self._stores.pop(key, None)
+        else:
+            self._stores[key] = obj
+            self.store_queue.add(key)
 
     def _on_secret(self, ev: str, obj: dict) -> None:
         md = obj["metadata"]
         ns = md.get("namespace", "")
-        for es in self.cluster.list(API_VERSION, "ExternalSecret", ns):
-            target = ((es.get("spec") or {}).get("target") or {}).get("name") or es["metadata"]["name"]
-            if target == md["name"]:
-                self.queue.add((ns, es["metadata"]["name"]))
+        for (es_ns, es_name), target in self._targets.items():  # from the ExternalSecret watch: no list per event
+            if es_ns == ns and target == md["name"]:
+                self.queue.add((ns, es_name))
 
     def _worker(self, queue: Any, sync: Any):
         while True:
@@ -490,7 +502,7 @@ class ExternalSecretsOperator:
         return CONTROLLER_PRINCIPAL
 
     def sync_store(self, key: tuple[str, str]) -> float | None:
-        store = self.cluster.get(API_VERSION, "SecretStore", key[1], key[0])
+        store = self._stores.get(key)  # re-validated every STORE_REQUEUE: read from the watch, not the server
         if store is None:
             return None
         provider = (store.get("spec") or {}).get("provider") or {}
@@ -576,7 +588,7 @@ class ExternalSecretsOperator:
         ref = (es.get("spec") or {}).get("secretStoreRef") or {}
         if ref.get("kind", "SecretStore") != "SecretStore":
             raise _SyncFailed(ERR_GET_SECRET_DATA, f"ClusterSecretStore \"{ref.get('name')}\" is not served in the lab")
-        store = self.cluster.get(API_VERSION, "SecretStore", ref.get("name", ""), key[0])
+        store = self._stores.get((key[0], ref.get("name", "")))
         if store is None:
             raise _SyncFailed(ERR_GET_SECRET_DATA, f'SecretStore.external-secrets.io "{ref.get("name", "")}" not found')
         return self.principal_of(store)
