@@ -28,7 +28,13 @@ code and message.  Reads return deep copies: mutating a returned dict never
 changes the cluster.
 
 A backend may also offer ``watch(api_version, kind, callback)`` (the simulator
-does); controllers use it when present and poll otherwise.
+does, and ``KubeCluster`` bound to a clock); controllers use it when present and
+poll otherwise.  And ``create(obj, *, field_manager, dry_run=False)``, a POST:
+the one write that lets the server pick the name (``metadata.generateName``), as
+controllers such as sealed-secrets need for their key Secrets; ``SimCluster`` and
+``KubeCluster`` implement it.  Controllers that run on any backend (the database
+operator, the sealed-secrets controller, the External Secrets operator) use
+only these calls — never a backend's internals.
 
 Time is not part of this seam: the engine runs as processes on a SimPy
 environment (``labkit.clock``), virtual for the simulator and real-time for a

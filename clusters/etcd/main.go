@@ -2,7 +2,7 @@
 // from labkit's etcd wrapper module: go.etcd.io/etcd/server/v3's go.mod replaces its sibling
 // modules with ../ paths, so `go install go.etcd.io/etcd/server/v3@VERSION` cannot work.  The
 // version is pinned in labkit/kube/versions.py (docs/VERSIONS.md); go.mod follows it through
-// `python -m labkit.kube.versions --sync`.
+// `python -m labkit.kube.build --sync`.
 package main
 
 import (

@@ -15,8 +15,9 @@ in git writes nothing at all.
 
 Immutable fields: when the dry-run fails because a field cannot change (a Job's
 template, a selector, a StatefulSet's ``volumeClaimTemplates``) and ``force`` is
-on — ``spec.force`` or the object's ``kustomize.toolkit.fluxcd.io/force: Enabled``
-annotation — the object is deleted and created again (``recreated``), which is
+on — ``ApplyOptions.force`` for every object, or the caller's ``Policy.force``
+selector for one (Flux: ``spec.force`` and the ``kustomize.toolkit.fluxcd.io/force:
+Enabled`` annotation) — the object is deleted and created again (``recreated``), which is
 what Flux does and why ``force`` on a StatefulSet is dangerous: its Pods go, and
 only the PVCs survive.
 
@@ -43,7 +44,8 @@ from labkit.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.normalize import IgnoreRule
 from labkit.engine.ordering import flux_stages, is_crd, is_namespace
-from labkit.engine.plan import FORCE_ANNOTATION, DryRunFailed, Plan, PlanEntry, annotation, plan
+from labkit.engine.plan import DryRunFailed, Plan, PlanEntry, plan
+from labkit.engine.policy import Policy
 from labkit.errors import ApiError
 
 
@@ -62,10 +64,13 @@ class EngineTimings:
 
 @dataclass
 class ApplyOptions:
-    field_manager: str = "kustomize-controller"
+    """How to apply: as which field manager, with which per-object ``Policy`` (default: none)."""
+
+    field_manager: str
     force: bool = False
     ignore: list[IgnoreRule] = field(default_factory=list)
     stage_timeout: float = 60.0
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass
@@ -102,14 +107,14 @@ def is_immutable_error(err: ApiError) -> bool:
 
 
 def _force_enabled(obj: Obj, options: ApplyOptions) -> bool:
-    return options.force or annotation(obj, FORCE_ANNOTATION).lower() == "enabled"
+    return options.force or options.policy.forced(obj)
 
 
 def _plan_with_force(cluster: Cluster, objects: list[Obj], options: ApplyOptions, new_ns: set[str]) -> tuple[Plan, list[Obj]]:
     """Plan; objects whose dry-run fails only for immutable fields under force are marked for recreation."""
     try:
         return plan(cluster, objects, field_manager=options.field_manager, ignore=options.ignore,
-                    new_namespaces=new_ns), []
+                    new_namespaces=new_ns, policy=options.policy), []
     except DryRunFailed as failed:
         recreate = [o for o, e in failed.failures if is_immutable_error(e) and _force_enabled(o, options)]
         if len(recreate) < len(failed.failures):
@@ -117,7 +122,7 @@ def _plan_with_force(cluster: Cluster, objects: list[Obj], options: ApplyOptions
             raise DryRunFailed(rest) from None
         ids = {id(o) for o in recreate}
         p = plan(cluster, [o for o in objects if id(o) not in ids], field_manager=options.field_manager,
-                 ignore=options.ignore, new_namespaces=new_ns)
+                 ignore=options.ignore, new_namespaces=new_ns, policy=options.policy)
         p.entries.extend(PlanEntry(o, Action.CREATED, reason="recreate") for o in recreate)
         return p, recreate
 
@@ -157,7 +162,8 @@ def apply_staged(
         deferred = [e for e in entries if e.deferred]
         if deferred:
             try:
-                late = plan(cluster, [e.desired for e in deferred], field_manager=options.field_manager)
+                late = plan(cluster, [e.desired for e in deferred], field_manager=options.field_manager,
+                            policy=options.policy)
             except DryRunFailed as failed:  # earlier stages are written: report them with the failure
                 raise ApplyFailed(str(failed), cs) from (failed.failures[0][1] if failed.failures else None)
             requests += 2 * len(deferred)

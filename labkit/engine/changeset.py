@@ -4,7 +4,7 @@ This mirrors ``fluxcd/pkg/ssa`` ``changeset.go``.  Every object the engine
 handles in a reconcile ends up as a ``ChangeSetEntry``:
 
 * ``object_id`` — the inventory id ``<namespace>_<name>_<group>_<kind>``
-  (``labkit.engine.inventory.object_id``);
+  (``labkit.engine.objectid.object_id``);
 * ``subject`` — ``Kind/namespace/name`` (``Kind/name`` for cluster-scoped
   objects), Flux's ``FmtUnstructured`` and the same form as the event log's
   object keys;
@@ -32,6 +32,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Iterable, Iterator, Mapping
+
+from labkit.engine.objectid import object_id
 
 __all__ = ["Action", "ChangeSetEntry", "ChangeSet", "has_changed", "subject_of"]
 
@@ -89,8 +91,6 @@ class ChangeSetEntry:
     @classmethod
     def for_object(cls, obj: Mapping[str, Any], action: Action | str) -> "ChangeSetEntry":
         """Build the entry for ``obj`` (id, subject and version from the object itself)."""
-        from labkit.engine.inventory import object_id  # local: inventory imports this module
-
         api_version = obj.get("apiVersion") or ""
         return cls(object_id(obj), subject_of(obj), Action(action), api_version.rsplit("/", 1)[-1])
 

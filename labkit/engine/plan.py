@@ -3,9 +3,11 @@
 The plan stage is ``fluxcd/pkg/ssa``'s dry-run-and-compare, written against the
 ``Cluster`` seam only.  For every desired object it
 
-1. honours the per-object policies that exclude it (``ssa: Ignore``,
-   ``reconcile: disabled``, ``ssa: IfNotPresent`` on an object that already
-   exists) — those become ``skipped``;
+1. honours the caller's per-object ``Policy`` (``labkit.engine.policy``): an
+   object its ``skip`` selectors match, or its ``if_not_present`` selectors
+   match and that already exists, becomes ``skipped`` (Flux's ``ssa: Ignore``,
+   ``reconcile: disabled`` and ``ssa: IfNotPresent``; the engine itself knows
+   no annotation names);
 2. removes the fields the caller asked to ignore (``IgnoreRule``: JSON pointers
    with an optional target selector — Flux's ``spec.ignore``, the official fix for
    fields another controller owns such as ``/spec/replicas`` under an HPA);
@@ -39,11 +41,12 @@ from typing import Any, Iterable
 from labkit.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry, subject_of
 from labkit.engine.normalize import IgnoreRule, apply_ignore, changed_paths
+from labkit.engine.policy import Policy, annotation
 from labkit.errors import ApiError, LabkitError
 
-SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
-RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
-FORCE_ANNOTATION = "kustomize.toolkit.fluxcd.io/force"
+__all__ = ["PlanEntry", "Plan", "DryRunFailed", "dry_run_message", "comparable", "annotation", "check_shape", "plan"]
+
+NO_POLICY = Policy()
 
 
 @dataclass
@@ -97,10 +100,6 @@ def comparable(obj: Obj | None) -> Obj | None:
     return out
 
 
-def annotation(obj: Obj, key: str) -> str:
-    return ((obj.get("metadata") or {}).get("annotations") or {}).get(key, "")
-
-
 def check_shape(obj: Any, *, source: str | None = None) -> None:
     """Refuse an object whose identity fields have the wrong JSON type; ``LabkitError`` naming it and the field.
 
@@ -146,6 +145,7 @@ def plan(
     field_manager: str,
     ignore: Iterable[IgnoreRule] = (),
     new_namespaces: Iterable[str] = (),
+    policy: Policy = NO_POLICY,
 ) -> Plan:
     """Dry-run every object and classify it (see module docstring). Raises DryRunFailed."""
     ignore = list(ignore)
@@ -153,9 +153,9 @@ def plan(
     entries: list[PlanEntry] = []
     failures: list[tuple[Obj, ApiError]] = []
     for obj in objects:
-        ssa_policy = annotation(obj, SSA_ANNOTATION).lower()
-        if annotation(obj, RECONCILE_ANNOTATION).lower() == "disabled" or ssa_policy == "ignore":
-            entries.append(PlanEntry(obj, Action.SKIPPED, reason="reconcile disabled" if ssa_policy != "ignore" else "ssa: Ignore"))
+        skip = policy.skip_reason(obj)
+        if skip is not None:
+            entries.append(PlanEntry(obj, Action.SKIPPED, reason=skip))
             continue
         desired = apply_ignore(obj, ignore) if ignore else obj
         md = desired.get("metadata") or {}
@@ -170,8 +170,9 @@ def plan(
         if live is None and md.get("namespace") in creating:
             entries.append(PlanEntry(desired, Action.CREATED, deferred=True))
             continue
-        if live is not None and ssa_policy == "ifnotpresent":
-            entries.append(PlanEntry(desired, Action.SKIPPED, live=live, reason="ssa: IfNotPresent"))
+        create_only = policy.create_only(obj) if live is not None else None
+        if create_only is not None:
+            entries.append(PlanEntry(desired, Action.SKIPPED, live=live, reason=create_only))
             continue
         try:
             dry = cluster.apply(desired, field_manager=field_manager, force=True, dry_run=True)

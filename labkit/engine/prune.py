@@ -2,10 +2,13 @@
 
 Flux's garbage collection works from the inventory, never from a label
 selector: the stale set is ``old inventory − new inventory``, and each stale
-object is deleted only if it still carries the owner labels of this
-Kustomization (``kustomize.toolkit.fluxcd.io/name`` and ``.../namespace``) and is
-not marked ``kustomize.toolkit.fluxcd.io/prune: disabled``.  An object somebody
-else took over (its labels changed) or protected is *skipped*, not deleted.
+object is deleted only if it still carries the caller's owner labels (for a
+Kustomization ``kustomize.toolkit.fluxcd.io/name`` and ``.../namespace``) and
+none of the caller's exclusions (Flux: ``kustomize.toolkit.fluxcd.io/prune:
+disabled``; ``labkit.flux.policy``).  Both come from the caller, as
+``fluxcd/pkg/ssa``'s ``DeleteOptions`` Inclusions / Exclusions do: the engine
+knows no dialect's label or annotation names.  An object somebody else took
+over (its labels changed) or protected is *skipped*, not deleted.
 Objects whose deletion failed stay in the inventory so the next reconcile tries
 again.  Deletion order is the reverse of the apply order, so workloads go before
 the Namespaces and CRDs they live in.
@@ -17,7 +20,7 @@ databases whose custom resource must outlive its manifest.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterable
+from typing import Any, Generator, Iterable, Mapping
 
 import simpy
 
@@ -27,8 +30,6 @@ from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.inventory import InventoryEntry
 from labkit.engine.ordering import flux_sort_key
 from labkit.errors import ApiError
-
-PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
 
 
 @dataclass
@@ -43,21 +44,19 @@ def prune(
     cluster: Cluster,
     stale: Iterable[InventoryEntry],
     *,
-    owner_labels: dict[str, str],
-    annotation_key: str = PRUNE_ANNOTATION,
-    disabled_value: str = "disabled",
+    owner_labels: Mapping[str, str],
+    exclusions: Mapping[str, str] | None = None,
     propagation: str = "Background",
     timings: EngineTimings | None = None,
-    exclusions: dict[str, str] | None = None,
 ) -> Generator[simpy.Event, Any, PruneResult]:
     """Delete the ``stale`` entries that still carry ``owner_labels`` (see the module docstring).
 
-    An object whose ``annotation_key`` annotation equals ``disabled_value``, or which
-    carries any of the ``exclusions`` (label or annotation key → value, compared
-    case-insensitively, like fluxcd/pkg/ssa's ``DeleteOptions.Exclusions``), is skipped.
+    An object which carries any of the ``exclusions`` (label or annotation key →
+    value, compared case-insensitively, like fluxcd/pkg/ssa's
+    ``DeleteOptions.Exclusions``) is skipped.
     """
     timings = timings or EngineTimings()
-    excluded = {annotation_key: disabled_value, **(exclusions or {})}
+    excluded = dict(exclusions or {})
     result = PruneResult(ChangeSet())
     entries = sorted(stale, key=lambda e: flux_sort_key(e.to_ref()), reverse=True)
     requests = 0

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from labkit.argo.fleetrepo import FLEET_NS, applicationset_yaml, service_files, service_name
 from labkit.cluster import Cluster, Obj
 from labkit.clock import rng_for
 from labkit.engine.apply import EngineTimings
@@ -543,7 +544,7 @@ def run_fleet_under_faults(services: int = 200, fault_rate: float = 0.1, *, seed
                            timeout: float = 7200.0, workdir: str | os.PathLike[str] | None = None) -> FleetFaultResult:
     """The fleet scenario's ApplicationSet over ``services`` services, with every call failing at ``fault_rate``.
 
-    The repository is ``labkit.scenarios.fleet``'s (``services/<svc>/`` with a
+    The repository is ``labkit.argo.fleetrepo``'s (``services/<svc>/`` with a
     Deployment, a Service and a ConfigMap each; one ApplicationSet, git
     directories generator, automated sync with prune).  The Applications retry
     without limit (``retry.limit: -1``, 5 s × 2 up to 3 m): under a steady fault
@@ -559,7 +560,6 @@ def run_fleet_under_faults(services: int = 200, fault_rate: float = 0.1, *, seed
 
     from labkit.argo import ArgoSystem, ArgoTimings
     from labkit.gitops.repo import ManifestRepo
-    from labkit.scenarios.fleet import FLEET_NS, applicationset_yaml, service_files
     from labkit.sim import SimCluster
 
     def body(tmp: Path) -> FleetFaultResult:
@@ -570,7 +570,7 @@ def run_fleet_under_faults(services: int = 200, fault_rate: float = 0.1, *, seed
         cluster = FaultyCluster(audit, plan, rng_for(seed, "faults:api"))
         repo = ManifestRepo(tmp / "repo", log=log, url="https://github.com/labkit/fleet")
         files: dict[str, str] = {}
-        names = [f"svc-{i:03d}" for i in range(services)]
+        names = [service_name(i) for i in range(services)]
         for n in names:
             files.update(service_files(f"services/{n}", n))
         repo.commit(files, message=f"fleet: {services} services", author="platform", when=0)

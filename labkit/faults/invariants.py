@@ -116,7 +116,7 @@ class FluxDialect:
         return labels.get(self._ks.NAME_LABEL)
 
     def protected(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> bool:
-        from labkit.engine.prune import PRUNE_ANNOTATION
+        from labkit.flux.policy import PRUNE_ANNOTATION
 
         return annotations.get(PRUNE_ANNOTATION, "").lower() == "disabled"
 

@@ -63,7 +63,6 @@ import yaml
 
 from labkit.clock import rng_for
 from labkit.engine.apply import EngineTimings
-from labkit.engine.prune import PRUNE_ANNOTATION
 from labkit.errors import LabkitError
 from labkit.events import key_of
 from labkit.faults import invariants as inv
@@ -71,6 +70,7 @@ from labkit.faults.cluster import AuditCluster, FaultyCluster
 from labkit.faults.git import FaultyRemote
 from labkit.faults.plan import API_KINDS, FAULT_KINDS, Fault, FaultPlan
 from labkit.faults.render import FaultyRenderer
+from labkit.flux.policy import NAME_LABEL, NAMESPACE_LABEL, PRUNE_ANNOTATION
 from labkit.gitops.render import (KUSTOMIZATION_FILES, BuildError, ManifestError, Renderer, confine,
                                   parse_manifests)
 
@@ -406,8 +406,6 @@ class FluxSoakLab(SoakWorld):
     # -------------------------------------------------------------- live edits
 
     def _live_edit(self, edit: LiveEdit) -> None:
-        from labkit.flux.kustomize import NAME_LABEL, NAMESPACE_LABEL
-
         api_version, kind, name = UNIVERSE[edit.obj]
         if self.sim.get(api_version, kind, name, NAMESPACE) is None:
             return
@@ -434,8 +432,6 @@ class FluxSoakLab(SoakWorld):
         self.changes.append(self.env.now)
 
     def _foreign(self, f: Foreign) -> None:
-        from labkit.flux.kustomize import NAME_LABEL, NAMESPACE_LABEL
-
         labels = {"team": "platform"}
         if f.copy_labels:
             labels.update({NAME_LABEL: "a", NAMESPACE_LABEL: FLUX_NS})

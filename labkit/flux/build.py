@@ -24,11 +24,10 @@ from typing import Any
 from labkit.cluster import Cluster
 from labkit.engine.plan import check_shape
 from labkit.errors import ApiError
+from labkit.flux.policy import NAME_LABEL, NAMESPACE_LABEL
 from labkit.gitops.render import Renderer
 from labkit.gitops.substitute import collect_variables, substitute
 
-NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
-NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 
 
 def render(renderer: Renderer, cluster: Cluster, root: Path, spec: dict, sha: str, namespace: str,

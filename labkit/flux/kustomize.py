@@ -77,7 +77,9 @@ from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
-from labkit.flux.build import NAME_LABEL, NAMESPACE_LABEL, build_objects, own_objects
+from labkit.flux.build import build_objects, own_objects
+from labkit.flux.policy import (FIELD_MANAGER, FINALIZE_PRUNE_EXCLUSIONS, FLUX_POLICY, NAME_LABEL,  # noqa: F401
+                                NAMESPACE_LABEL, RECONCILE_ANNOTATION, owner_labels)
 from labkit.flux.services import FluxServices
 from labkit.gitops.render import PathConfinementError, PathNotFoundError
 
@@ -87,10 +89,8 @@ __all__ = ["KustomizationReconciler", "Failure", "Attempt", "own_objects", "NAME
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
 KIND = "Kustomization"
 COMPONENT = "kustomize-controller"
-FIELD_MANAGER = "kustomize-controller"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 FINALIZER = "finalizers.fluxcd.io"
-RECONCILE_ANNOTATION = "kustomize.toolkit.fluxcd.io/reconcile"
 DEPENDENCY_REQUEUE = 30.0
 TERMINATION_POLL = 2.0  # WaitForTermination: ssa.WaitOptions{Interval: 2 * time.Second}
 HISTORY_LIMIT = 5
@@ -298,8 +298,8 @@ class KustomizationReconciler:
         if delete and not suspended and len(inventory):
             t0 = env.now
             pres = yield from prune(env, sys_.cluster, list(inventory),
-                                    owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
-                                    exclusions={RECONCILE_ANNOTATION: "disabled"}, timings=sys_.engine_timings)
+                                    owner_labels=owner_labels(self.name, self.namespace),
+                                    exclusions=FINALIZE_PRUNE_EXCLUSIONS, timings=sys_.engine_timings)
             if pres.failed:
                 sys_.log.record(COMPONENT, "GarbageCollectionFailed", self.key, revision=revision,
                                 detail={"message": "pruning for deleted resource failed",
@@ -407,7 +407,8 @@ class KustomizationReconciler:
         for entry in self.unrecorded or ():
             old_inv.add(entry)
         run.old_inventory = old_inv
-        options = ApplyOptions(field_manager=FIELD_MANAGER, force=run.spec.force, ignore=list(run.spec.ignore))
+        options = ApplyOptions(field_manager=FIELD_MANAGER, force=run.spec.force, ignore=list(run.spec.ignore),
+                               policy=FLUX_POLICY)
         t0 = env.now
         try:
             res = yield from apply_staged(env, sys_.cluster, run.objects, options, sys_.engine_timings)
@@ -447,7 +448,8 @@ class KustomizationReconciler:
         t1 = env.now
         stale = run.old_inventory.diff(run.inventory)
         pres = yield from prune(env, sys_.cluster, stale,
-                                owner_labels={NAME_LABEL: self.name, NAMESPACE_LABEL: self.namespace},
+                                owner_labels=owner_labels(self.name, self.namespace),
+                                exclusions=FLUX_POLICY.prune_exclusions,
                                 timings=sys_.engine_timings)
         for entry in pres.kept:
             run.inventory.add(entry)

@@ -351,7 +351,8 @@ class FluxSystem:
         _, sha, root = artifact
         objects = build_objects(self.renderer, self.cluster, root, obj.get("spec") or {}, sha, name, namespace,
                                 spec.post_build)
-        return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore))
+        return plan(self.cluster, objects, field_manager=ks_mod.FIELD_MANAGER, ignore=list(spec.ignore),
+                    policy=ks_mod.FLUX_POLICY)
 
     def request_reconcile(self, kind: str, name: str, namespace: str = FLUX_NAMESPACE) -> str:
         """Annotate with ``reconcile.fluxcd.io/requestedAt`` (what ``flux reconcile`` does)."""

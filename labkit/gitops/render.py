@@ -136,6 +136,8 @@ import yaml
 from labkit.errors import LabkitError
 from labkit.gitops import sandbox
 from labkit.gitops.sandbox import RemoteRefused, check_remote
+from labkit.gitops.yamlbounds import YamlLimitError, read_yaml_file, scan_limits
+from labkit.gitops.yamlload import MAX_ALIAS_EXPANSION, JsonLoader  # noqa: F401 - re-exported (substitute, callers)
 
 __all__ = [
     "KUSTOMIZATION_FILES",
@@ -232,19 +234,6 @@ class ManifestError(LabkitError):
 
 # ------------------------------------------------------------------------------ YAML
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class JsonLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """Safe loader producing JSON-compatible data (timestamps stay strings)."""
-
-
-JsonLoader.yaml_implicit_resolvers = {  # timestamps stay strings; a plain `=` (YAML 1.1 "value") is the string "="
-    ch: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 class StrictLoader(JsonLoader):
     """``JsonLoader`` that rejects a key repeated within one mapping."""
 
@@ -287,7 +276,6 @@ def parse_manifests(text: str, *, source: str = "<string>") -> list[dict[str, An
     line and column) on a syntax error, a repeated mapping key, or a document
     that is not a mapping.
     """
-    from labkit.gitops.yamlbounds import YamlLimitError, scan_limits  # it imports this module
 
     try:
         scan_limits(text, source)  # documents, depth, nodes, alias expansion: before anything is built
@@ -326,10 +314,6 @@ _DOC_SEPARATOR = re.compile(r"^---[ \t]*(?:\n|$)", re.MULTILINE)
 def split_documents(text: str) -> list[str]:
     """Split kustomize's output into one YAML text per object (empty chunks dropped)."""
     return [chunk for chunk in _DOC_SEPARATOR.split(text) if chunk.strip()]
-
-
-#: The most YAML nodes one manifest file may expand to through aliases (&anchor / *alias).
-MAX_ALIAS_EXPANSION = 1_000_000
 
 
 def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -374,7 +358,6 @@ def _bounded_text(full: str, shown: str) -> str:
     Size (checked before reading), encoding, documents, nesting and nodes: a file over a limit is a
     ``BuildError`` naming it — kustomize would otherwise spend minutes and gigabytes on it.
     """
-    from labkit.gitops.yamlbounds import YamlLimitError, read_yaml_file, scan_limits  # it imports this module
 
     try:
         text = read_yaml_file(full, shown)

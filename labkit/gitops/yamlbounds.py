@@ -50,7 +50,7 @@ from typing import Any
 import yaml
 
 from labkit.errors import LabkitError
-from labkit.gitops.render import MAX_ALIAS_EXPANSION, JsonLoader
+from labkit.gitops.yamlload import MAX_ALIAS_EXPANSION, JsonLoader
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",

@@ -17,7 +17,10 @@ This package gives that seam a real API server behind it, and provisions one:
 * ``labkit.kube.stages`` — the KWOK Stage set: readiness delays with jitter, image-pull
   failures for images the lab marks as missing, Job completion, deletion, and KWOK's
   per-pod CPU usage emulation;
-* ``labkit.kube.kind`` — ``--provider kind`` for users with Docker.
+* ``labkit.kube.kind`` — ``--provider kind`` for users with Docker;
+* ``labkit.kube.locate`` — which kubeconfig and context a ``cluster`` value (``kwok``,
+  ``kind:NAME``, a context) names, and ``connect`` to it: the one resolver the notebooks
+  (``labkit.scenarios.target``) and the command line share.
 
 Submodules are imported explicitly; importing this package loads none of them (the
 ``kubernetes`` client and ``cryptography`` are only needed when a real cluster is used).

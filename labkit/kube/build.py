@@ -40,24 +40,27 @@ the wrapper modules, a digest of their go.mod, go.sum and sources.  A binary who
 matches is not rebuilt; any change to a version rebuilds it.  ``build()`` returns wall
 time and peak memory (max RSS of the go commands) per component, which ``labkit cluster
 build`` prints (a cold build, measured: ``labkit.kube.versions.MEASURED_COLD_BUILD``, in
-docs/VERSIONS.md).  ``sync_wrappers()`` (``python -m labkit.kube.versions --sync``) rewrites
+docs/VERSIONS.md).  ``sync_wrappers()`` (``python -m labkit.kube.build --sync``) rewrites
 the wrapper modules for the pinned versions; ``check_wrappers()`` (run before every
 build) refuses a wrapper that requires anything else.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from labkit.errors import LabkitError
+from labkit.kube import versions
 from labkit.kube.versions import (ETCD, GO_MIN, KUBERNETES, KUBERNETES_VERSION, KWOK, KWOK_VERSION, METRICS_SERVER,
                                   METRICS_SERVER_VERSION, PINS, STAGING_VERSION, Pin, version_tuple)
 
@@ -318,7 +321,7 @@ def check_wrappers() -> list[str]:
                 problems.append(f"{gomod}: replaces {module} with {target} {version}, expected {STAGING_VERSION} "
                                 f"(the staging release matching Kubernetes {KUBERNETES_VERSION})")
         if folder == "controlplane" and not any(m.startswith("k8s.io/") for m in replaces):
-            problems.append(f"{gomod}: no staging module is replaced (see python -m labkit.kube.versions --sync)")
+            problems.append(f"{gomod}: no staging module is replaced (see python -m labkit.kube.build --sync)")
     return problems
 
 
@@ -372,7 +375,7 @@ def build(components: tuple[str, ...] = ALL_COMPONENTS, *, force: bool = False,
         problems = check_wrappers()
         if problems:
             raise LabkitError("the wrapper modules disagree with the pinned versions (labkit/kube/versions.py); "
-                              "run `python -m labkit.kube.versions --sync`:\n" + "\n".join(problems))
+                              "run `python -m labkit.kube.build --sync`:\n" + "\n".join(problems))
     env = go_env()
     report = BuildReport()
     for name in components:
@@ -403,3 +406,37 @@ def build(components: tuple[str, ...] = ALL_COMPONENTS, *, force: bool = False,
         report.steps.append(Step(name, wall, rss))
         log(f"{name} {pin.version}: built in {wall:.0f} s, peak RSS {rss:.0f} MiB -> {out}")
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m labkit.kube.build",
+                                 description="Maintain the pinned versions (labkit.kube.versions).")
+    ap.add_argument("--write", action="store_true", help="regenerate docs/VERSIONS.md")
+    ap.add_argument("--sync", action="store_true",
+                    help="rewrite the wrapper modules' go.mod/go.sum for these versions (network)")
+    ap.add_argument("--check-proxy", action="store_true", help="list newer patches the proxy serves (network)")
+    args = ap.parse_args(argv)
+    if args.sync:
+        sync_wrappers(log=lambda m: print(m, file=sys.stderr))
+    if args.write:
+        versions.doc_path().write_text(versions.render())
+        print(f"wrote {versions.doc_path()}", file=sys.stderr)
+    if args.check_proxy:
+        stale = 0
+        for p in versions.PINS:
+            newer = versions.newer_patches(p)
+            if newer and p.rule == versions.NEWEST_PATCH:
+                stale += 1
+            if not newer:
+                print(f"{p.key} {p.version}: newest of the {p.line} line")
+            else:
+                print(f"{p.key} {p.version}: newer on the {p.line} line: {', '.join(newer)}"
+                      + (" (an approved-release pin: reported, not moved)" if p.rule == versions.APPROVED else ""))
+        return 1 if stale else 0
+    if not (args.write or args.sync):
+        print(versions.render(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,8 @@ memoised here per kind).  Then:
   whole admission chain and returns the object it would have stored.
 * ``update`` is ``PUT`` (an Update operation, what ``kubectl edit`` does) with the
   manager name.
+* ``create`` (optional on the seam) is ``POST`` to the collection, so the server fills in
+  ``metadata.generateName`` — what the sealed-secrets controller names its keys with.
 * ``delete`` is ``DELETE`` with ``propagationPolicy``.  The API server answers either
   with the object (still present: finalizers, or ``Foreground`` propagation) or with a
   ``Status``; in the second case the object read just before the delete is returned,
@@ -355,6 +357,21 @@ class KubeCluster:
         out = self._request("patch", res.path(name=name, namespace=ns), body=obj, **params)
         return self._complete(out, api_version, kind)
 
+    def create(self, obj: Obj, *, field_manager: str, dry_run: bool = False) -> Obj:
+        """``POST`` to the collection: a new object, ``metadata.generateName`` honoured by the server."""
+        if not isinstance(obj, dict):
+            raise ApiError("BadRequest", f"object must be a mapping, got {type(obj).__name__}")
+        api_version, kind = obj.get("apiVersion") or "", obj.get("kind") or ""
+        if not api_version or not kind:
+            raise ApiError("BadRequest", "Object 'apiVersion' and 'Kind' are required")
+        res = self._resource(api_version, kind)
+        ns = self._namespace(res, (obj.get("metadata") or {}).get("namespace"))
+        params: dict[str, Any] = {"field_manager": field_manager}
+        if dry_run:
+            params["dry_run"] = "All"
+        out = self._request("post", res.path(namespace=ns), body=obj, **params)
+        return self._complete(out, api_version, kind)
+
     def update(self, obj: Obj, *, field_manager: str, dry_run: bool = False) -> Obj:
         res, api_version, kind, ns = self._target(obj)
         params: dict[str, Any] = {"field_manager": field_manager}
@@ -531,40 +548,3 @@ class KubeCluster:
 
     def __repr__(self) -> str:
         return f"KubeCluster({self.name!r}, server={self.server!r})"
-
-
-def connect(target: str = "kwok", *, name: str | None = None, env: Any = None, **kwargs: Any) -> KubeCluster:
-    """The ``KubeCluster`` behind a ``--cluster`` value (what ``labkit run --cluster`` needs).
-
-    ``kwok`` is the local control plane (``labkit cluster create``, name ``labkit`` unless
-    ``name``), ``kind`` the kind cluster (``labkit cluster create --provider kind``), and
-    anything else a context of the default kubeconfig (``$KUBECONFIG`` or
-    ``~/.kube/config``).  A cluster that is not running is one clear ``LabkitError``.
-    """
-    from labkit.errors import LabkitError
-
-    if target == "sim":
-        raise LabkitError("'sim' is the embedded simulator (labkit.sim.SimCluster), not a real cluster", field="--cluster")
-    if target == "kwok":
-        from labkit.kube import controlplane
-
-        cluster = name or controlplane.DEFAULT_NAME
-        state = controlplane.ClusterState.load(cluster)
-        if state is None or not all(p.alive() for p in state.procs):
-            raise LabkitError(f"no local control plane named {cluster!r} is running; start one with "
-                              f"`labkit cluster create --name {cluster}`", field="--cluster")
-        return KubeCluster(state.kubeconfig, state.context, name=f"kwok:{cluster}", env=env, **kwargs)
-    if target == "kind":
-        from labkit.kube import kind
-
-        cluster = name or kind.DEFAULT_NAME
-        path = kind.kubeconfig_path(cluster)
-        if not path.exists():
-            raise LabkitError(f"no kind cluster {cluster!r} created by labkit (no {path}); start one with "
-                              "`labkit cluster create --provider kind`", field="--cluster")
-        return KubeCluster(path, kind.context_name(cluster), name=f"kind:{cluster}", env=env, **kwargs)
-    import os
-
-    # read $KUBECONFIG now: the client library reads it once, at import time
-    default = os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
-    return KubeCluster(default, target, name=target, env=env, **kwargs)

@@ -45,9 +45,10 @@ from typing import Any, Callable
 import ipywidgets as widgets
 
 from labkit.scenarios import explorer_panels as P
-from labkit.scenarios.explorer_labs import Driver, FleetDriver, driver_for
+from labkit.scenarios.explorer_delivery import DeliveryDriver, SecretsDriver
+from labkit.scenarios.explorer_labs import Driver, FleetDriver, HpaDriver, MigrationsDriver, StatefulDriver
 
-__all__ = ["Explorer", "ReconcileExplorer", "explore", "CLOCK_STEPS", "TABS"]
+__all__ = ["Explorer", "ReconcileExplorer", "explore", "driver_for", "CLOCK_STEPS", "TABS"]
 
 #: The clock buttons: label -> virtual seconds.
 CLOCK_STEPS = {"+10 s": 10.0, "+1 min": 60.0, "+10 min": 600.0}
@@ -225,6 +226,29 @@ class ReconcileExplorer(Explorer):
         super().__init__(FleetDriver(lab, environments=[environment], scenario="tour"))
         self.lab = lab
         self.environment = environment
+
+
+def driver_for(result: Any, *, scenario: str | None = None, seed: int = 0) -> Driver:
+    """The driver for a scenario's result object (what the notebooks pass to ``explore``)."""
+    name = type(result).__name__
+    if name == "TourResult":
+        return FleetDriver(result.labs["webhook"], environments=["staging"], scenario="tour")
+    if name == "PromotionResult":
+        return FleetDriver(result.lab, environments=["staging", "prod"], scenario="promotion", bot=result.bot)
+    if name == "DriftResult":
+        return FleetDriver(result.lab, environments=["staging"], scenario="drift")
+    if name == "HpaResult":
+        return HpaDriver(result)
+    if name == "StatefulResult":
+        return StatefulDriver(result)
+    if name == "MigrationsResult":
+        return MigrationsDriver(result)
+    if name == "SecretsResult":
+        return SecretsDriver(result)
+    if name in ("RollbackStudy", "PushVsPullStudy"):
+        return DeliveryDriver.for_study(result, scenario="rollback" if name == "RollbackStudy" else "push-vs-pull",
+                                        seed=seed)
+    raise TypeError(f"no explorer for {name}")
 
 
 def explore(result: Any, *, enabled: bool = True, cluster: str = "sim", seed: int = 0) -> Any:

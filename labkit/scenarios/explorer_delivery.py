@@ -294,11 +294,6 @@ class DeliveryDriver(Driver):
         self.note(text)
         return text
 
-    def set_webhook(self, value: bool) -> str:
-        text = self.webhook.set(value)
-        self.note(text.split(":")[0])
-        return text
-
     def set_load(self, value: bool) -> str:
         self._busy = value
         if value:
@@ -349,11 +344,6 @@ class DeliveryDriver(Driver):
         extra = f"CI runners busy {busy}/{self.ci.config.runners}, queued {queued}. " + "; ".join(parts)
         return _status_line(self.now(), self.target(), self._deployment(self.view),
                             self.webhook.on if self.view == "pull" else None, extra=extra)
-
-    def plan(self) -> tuple[str, list[P.ObjectPlan], str]:
-        t = self.target()
-        header, plans = t.plan()
-        return header, plans, t.applier
 
     def live(self) -> str:
         return workload_html(self.clusters[self.view], [self.spec.name])
@@ -476,11 +466,6 @@ class SecretsDriver(Driver):
         self.w.manager.available = bool(value)
         text = "secrets manager reachable again" if value else "secrets manager outage: every call fails"
         self.note(text)
-        return text
-
-    def set_webhook(self, value: bool) -> str:
-        text = self.webhook.set(value)
-        self.note(text.split(":")[0])
         return text
 
     def status(self) -> str:

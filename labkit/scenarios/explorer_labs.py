@@ -42,7 +42,7 @@ from labkit.health import kstatus
 from labkit.scenarios import explorer_panels as P
 
 __all__ = ["Control", "Toggle", "Driver", "FluxTarget", "ArgoTarget", "FleetDriver", "AppDriver", "HpaDriver",
-           "StatefulDriver", "MigrationsDriver", "Prewarm", "PrewarmRenderer", "WebhookSwitch", "driver_for"]
+           "StatefulDriver", "MigrationsDriver", "Prewarm", "PrewarmRenderer", "WebhookSwitch"]
 
 
 # ------------------------------------------------------------------ controls
@@ -700,8 +700,21 @@ class Driver:
     def status(self) -> str:
         return ""
 
+    def target(self) -> Any:
+        """The GitOps object (a ``FluxTarget``, ``ArgoTarget``...) the view's plan is about; None: none."""
+        return None
+
+    def webhook_switch(self) -> "WebhookSwitch":
+        """The git host's webhook the ``webhook`` toggle flips for the current view."""
+        return self.webhook  # type: ignore[attr-defined]
+
     def plan(self) -> tuple[str, list[P.ObjectPlan], str]:
-        return "", [], ""
+        """The plan of the view's target: header, object plans, and who applies them."""
+        t = self.target()
+        if t is None:
+            return "", [], ""
+        header, plans = t.plan()
+        return header, plans, t.applier
 
     def live(self) -> str:
         return ""
@@ -740,6 +753,18 @@ class Driver:
 
     def note(self, text: str) -> None:
         self.actions.append(P.Mark(self.now(), "people & CLI", text, colour="#6f42c1"))
+
+    # ---------------------------------------------------------------- controls every driver shares
+    def reconcile(self) -> str:
+        """``flux reconcile`` / ``argocd app sync`` of the view's target, noted on the timeline."""
+        text = self.target().sync_now()
+        self.note(text)
+        return text
+
+    def set_webhook(self, value: bool) -> str:
+        text = self.webhook_switch().set(value)
+        self.note(text.split(":")[0])
+        return text
 
     def events(self, n: int | None = None) -> list[Event]:
         """The newest events of the view, newest first, without the routine ones (``routine``)
@@ -938,16 +963,6 @@ class FleetDriver(Driver):
         merged = repo.merge(pr, REVIEWER, when=self.lab.now)
         return self._committed(merged, f"promotion PR merged: podinfo {tag} in the prod overlay")
 
-    def reconcile(self) -> str:
-        text = self.target().sync_now()
-        self.note(text)
-        return text
-
-    def set_webhook(self, value: bool) -> str:
-        text = self.webhook.set(value)
-        self.note(text.split(":")[0])
-        return text
-
     def _suspended(self) -> bool:
         return bool(((self.target().object() or {}).get("spec") or {}).get("suspend"))
 
@@ -980,11 +995,6 @@ class FleetDriver(Driver):
         if blocked:
             parts.append(f"last blocked {blocked['tag']} at {blocked['time']:,.0f} s")
         return "promotion bot: " + ("; ".join(parts) or "watching staging")
-
-    def plan(self) -> tuple[str, list[P.ObjectPlan], str]:
-        t = self.target()
-        header, plans = t.plan()
-        return header, plans, t.applier
 
     def live(self) -> str:
         return workload_html(self.lab.cluster(self.view), [f"podinfo-{self.view}"])
@@ -1094,15 +1104,8 @@ class AppDriver(Driver):
         self._mine.pop()
         return f"git revert {target[:7]} — commit {sha[:7]}"
 
-    def reconcile(self) -> str:
-        text = self.target().sync_now()
-        self.note(text)
-        return text
-
-    def set_webhook(self, value: bool) -> str:
-        text = self.webhooks[self.view].set(value)
-        self.note(text.split(":")[0])
-        return text
+    def webhook_switch(self) -> WebhookSwitch:
+        return self.webhooks[self.view]
 
     def _workload_obj(self) -> dict | None:
         kind, name = self.workload
@@ -1115,11 +1118,6 @@ class AppDriver(Driver):
 
     def extra_status(self) -> str:
         return ""
-
-    def plan(self) -> tuple[str, list[P.ObjectPlan], str]:
-        t = self.target()
-        header, plans = t.plan()
-        return header, plans, t.applier
 
     def live(self) -> str:
         return workload_html(self.current.cluster, list(self.namespaces))
@@ -1428,30 +1426,3 @@ class MigrationsDriver(AppDriver):
         return (f"{self.view} lab — database: orders columns {', '.join(cols) or '—'}; schema_migrations "
                 f"{[v for v, _ in versions] or '—'}; last migration run: "
                 + (f"{last.get('tag')} exit {last.get('exit_code')}: {last.get('message')}" if last else "none"))
-
-
-def driver_for(result: Any, *, scenario: str | None = None, seed: int = 0) -> Driver:
-    """The driver for a scenario's result object (what the notebooks pass to ``explore``)."""
-    name = type(result).__name__
-    if name == "TourResult":
-        return FleetDriver(result.labs["webhook"], environments=["staging"], scenario="tour")
-    if name == "PromotionResult":
-        return FleetDriver(result.lab, environments=["staging", "prod"], scenario="promotion", bot=result.bot)
-    if name == "DriftResult":
-        return FleetDriver(result.lab, environments=["staging"], scenario="drift")
-    if name == "HpaResult":
-        return HpaDriver(result)
-    if name == "StatefulResult":
-        return StatefulDriver(result)
-    if name == "MigrationsResult":
-        return MigrationsDriver(result)
-    if name == "SecretsResult":
-        from labkit.scenarios.explorer_delivery import SecretsDriver
-
-        return SecretsDriver(result)
-    if name in ("RollbackStudy", "PushVsPullStudy"):
-        from labkit.scenarios.explorer_delivery import DeliveryDriver
-
-        return DeliveryDriver.for_study(result, scenario="rollback" if name == "RollbackStudy" else "push-vs-pull",
-                                        seed=seed)
-    raise TypeError(f"no explorer for {name}")

@@ -118,10 +118,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from labkit.argo.api import RESOURCES_FINALIZER
+from labkit.argo.fleetrepo import (APP_API, FLEET_NS, IMAGE_PREFIX, app_template, applicationset_yaml, service_files,
+                                service_name)
 from labkit.errors import LabkitError
 from labkit.gitops.repo import ManifestRepo
-from labkit.scenarios.applab import IN_CLUSTER, AppLab, yaml_docs
+from labkit.scenarios.applab import AppLab, yaml_docs
 
 __all__ = ["SOURCE_TYPES", "MODELS", "service_files", "applicationset_yaml", "FleetResult", "run_fleet",
            "compare_models", "plot_fleet", "plot_models", "ENVIRONMENTS"]
@@ -129,65 +130,6 @@ __all__ = ["SOURCE_TYPES", "MODELS", "service_files", "applicationset_yaml", "Fl
 SOURCE_TYPES = ("directory", "kustomize")
 MODELS = ("app-of-apps", "per-team-repos", "applicationset", "monorepo-overlays")
 ENVIRONMENTS = ("staging", "prod")
-APP_API = "argoproj.io/v1alpha1"
-FLEET_NS = "services"
-IMAGE_PREFIX = "ghcr.io/labkit"
-
-
-def _name(i: int) -> str:
-    return f"svc-{i:03d}"
-
-
-def _objects(name: str, *, namespace: str | None = None, tag: str = "1.0.0",
-             log_level: str = "info") -> dict[str, dict[str, Any]]:
-    md: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": name}}
-    if namespace:
-        md["namespace"] = namespace
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": dict(md),
-           "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                    "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}},
-                                 "spec": {"containers": [{"name": "app", "image": f"{IMAGE_PREFIX}/{name}:{tag}",
-                                                          "ports": [{"containerPort": 8080}],
-                                                          "envFrom": [{"configMapRef": {"name": name}}],
-                                                          "resources": {"requests": {"cpu": "50m",
-                                                                                     "memory": "64Mi"}}}]}}}}
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": dict(md),
-           "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(md), "data": {"LOG_LEVEL": log_level}}
-    return {"deployment.yaml": dep, "service.yaml": svc, "configmap.yaml": cm}
-
-
-def service_files(prefix: str, name: str, *, kustomize: bool = False, namespace: str | None = None,
-                  tag: str = "1.0.0", log_level: str = "info") -> dict[str, str]:
-    """One service directory: Deployment, Service, ConfigMap (and a kustomization.yaml when ``kustomize``)."""
-    out = {f"{prefix}/{f}": yaml_docs(o) for f, o in _objects(name, namespace=namespace, tag=tag,
-                                                               log_level=log_level).items()}
-    if kustomize:
-        out[f"{prefix}/kustomization.yaml"] = ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                                              "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n")
-    return out
-
-
-def _app_template(repo_url: str, path: str, namespace: str, *, name: str, finalizer: bool = True) -> dict[str, Any]:
-    md: dict[str, Any] = {"name": name}
-    if finalizer:
-        md["finalizers"] = [RESOURCES_FINALIZER]
-    return {"metadata": md,
-            "spec": {"project": "default",
-                     "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": path},
-                     "destination": {"server": IN_CLUSTER, "namespace": namespace},
-                     "syncPolicy": {"automated": {"prune": True}, "syncOptions": ["CreateNamespace=true"]}}}
-
-
-def applicationset_yaml(name: str, repo_url: str, pattern: str, *, app_name: str = "{{path.basename}}",
-                        namespace: str = FLEET_NS) -> dict[str, Any]:
-    """An ApplicationSet with the git directories generator over ``pattern`` (``services/*``)."""
-    return {"apiVersion": APP_API, "kind": "ApplicationSet", "metadata": {"name": name, "namespace": "argocd"},
-            "spec": {"generators": [{"git": {"repoURL": repo_url, "revision": "HEAD",
-                                             "directories": [{"path": pattern}]}}],
-                     "template": _app_template(repo_url, "{{path}}", namespace, name=app_name)}}
-
-
 # ------------------------------------------------------------------ reading an Argo lab
 
 def _apps(lab: AppLab) -> list[dict[str, Any]]:
@@ -304,7 +246,7 @@ def run_fleet(
     res = FleetResult(lab, services, source_type, workload_controllers, webhook)
     files: dict[str, str] = {}
     for i in range(services):
-        files.update(service_files(f"services/{_name(i)}", _name(i), kustomize=kustomize))
+        files.update(service_files(f"services/{service_name(i)}", service_name(i), kustomize=kustomize))
     lab.commit(files, f"fleet: {services} services", author="platform")
     progress: list[dict[str, Any]] = []
 
@@ -331,7 +273,7 @@ def run_fleet(
     lab.advance(30)
 
     # add a service: a directory
-    new = _name(services)
+    new = service_name(services)
     res.marks["added"] = lab.now
     lab.commit(service_files(f"services/{new}", new, kustomize=kustomize), f"services: add {new}", author="dev")
     t = lab.run_until(lambda: _app_synced(lab, new, healthy=healthy), timeout=600, step=1)
@@ -339,7 +281,7 @@ def run_fleet(
     lab.advance(30)
 
     # remove a service: delete its directory
-    gone = _name(0)
+    gone = service_name(0)
     res.marks["removed"] = lab.now
     lab.commit({p: None for p in service_files(f"services/{gone}", gone, kustomize=kustomize)},
                f"services: retire {gone}", author="dev")
@@ -434,7 +376,7 @@ def _plain_dirs_fleet(path_of: Callable[[_Model, str, str], tuple[ManifestRepo, 
 
 def _build_model(name: str, *, seed: int, services: int, teams: int) -> _Model:
     lab = AppLab("argo", seed=seed)
-    svcs = [_name(i) for i in range(services)]
+    svcs = [service_name(i) for i in range(services)]
     team_of = {s: f"team-{i % teams}" for i, s in enumerate(svcs)}
     url = lab.repo.url
     if name == "app-of-apps":
@@ -442,7 +384,7 @@ def _build_model(name: str, *, seed: int, services: int, teams: int) -> _Model:
         for env in ENVIRONMENTS:
             for s in svcs:
                 files.update(service_files(f"services/{s}/{env}", s))
-                app = _app_template(url, f"services/{s}/{env}", env, name=f"{s}-{env}")
+                app = app_template(url, f"services/{s}/{env}", env, name=f"{s}-{env}")
                 files[f"apps/{env}/{s}.yaml"] = yaml_docs({"apiVersion": APP_API, "kind": "Application",
                                                            "metadata": dict(app["metadata"], namespace="argocd"),
                                                            "spec": app["spec"]})
@@ -450,7 +392,7 @@ def _build_model(name: str, *, seed: int, services: int, teams: int) -> _Model:
 
         def apply(m: _Model) -> None:
             for env in ENVIRONMENTS:
-                root = _app_template(url, f"apps/{env}", "argocd", name=f"root-{env}", finalizer=False)
+                root = app_template(url, f"apps/{env}", "argocd", name=f"root-{env}", finalizer=False)
                 m.lab.argo.apply({"apiVersion": APP_API, "kind": "Application",
                                   "metadata": dict(root["metadata"], namespace="argocd"), "spec": root["spec"]},
                                  file=f"root-{env}.yaml")
@@ -509,7 +451,7 @@ def _build_model(name: str, *, seed: int, services: int, teams: int) -> _Model:
 
         def apply(m: _Model) -> None:
             for env in ENVIRONMENTS:
-                app = _app_template(url, f"envs/{env}", env, name=f"fleet-{env}")
+                app = app_template(url, f"envs/{env}", env, name=f"fleet-{env}")
                 m.lab.argo.apply({"apiVersion": APP_API, "kind": "Application",
                                   "metadata": dict(app["metadata"], namespace="argocd"), "spec": app["spec"]},
                                  file=f"fleet-{env}.yaml")

@@ -29,127 +29,22 @@ unique prefix and the run's label, and are deleted when the lab closes — and a
 :func:`provision` after the notebook, in case it died half-way.
 
 A mistake (an unknown context, a control plane that is not running or not built) is
-one ``LabkitError`` naming the ``cluster`` field.
+one ``LabkitError`` naming the ``cluster`` field.  Turning a ``cluster`` value into a
+kubeconfig and context (``kind_of``, ``resolve``, ``RealTarget``) is the kube layer's
+job (``labkit.kube.locate``, re-exported here); this module adds what a *run* needs on
+top: provisioning, run ids, namespace prefixes and clean-up.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from labkit.errors import ApiError, LabkitError
+from labkit.kube.locate import FIELD, KINDS, SIM, RealTarget, is_real, kind_of, resolve  # noqa: F401 - this module's API
 
-SIM = "sim"
-#: the kinds of target a scenario YAML may list under ``clusters:``
-KINDS = ("sim", "kwok", "kind", "context")
 RUN_ID_ENV = "LABKIT_RUN_ID"
-FIELD = "cluster"
-
-
-def kind_of(cluster: str) -> str:
-    """``sim``, ``kwok``, ``kind`` or ``context``: what sort of target a ``cluster`` value names."""
-    value = (cluster or "").strip()
-    if value == SIM:
-        return "sim"
-    head = value.split(":", 1)[0]
-    if head in ("kwok", "kind"):
-        return head
-    return "context"
-
-
-def is_real(cluster: str) -> bool:
-    return kind_of(cluster) != "sim"
-
-
-@dataclass(frozen=True)
-class RealTarget:
-    """A reachable real cluster: which kubeconfig and context, and what to call it."""
-
-    spec: str  # the cluster value as given
-    kind: str  # kwok | kind | context
-    kubeconfig: str
-    context: str
-    name: str
-
-    def connect(self, *, env: Any = None, **kwargs: Any) -> Any:
-        """A ``KubeCluster`` on this target (bound to ``env`` for watches when given)."""
-        from labkit.kube.client import KubeCluster
-
-        try:
-            kc = KubeCluster(self.kubeconfig, self.context, name=self.name, env=env, **kwargs)
-            kc.server_version()
-        except ApiError as err:
-            raise LabkitError(f"cannot reach the API server of {self.name} ({err.message})", field=FIELD) from None
-        return kc
-
-
-def _local_control_plane(name: str, spec: str) -> RealTarget:
-    from labkit.kube import controlplane as cp
-
-    try:
-        cp.check_name(name)
-    except LabkitError:
-        raise LabkitError(f"{spec!r}: {name!r} is not a valid local control plane name", field=FIELD) from None
-    state = cp.ClusterState.load(name)
-    if state is None or not state.procs or not all(p.alive() for p in state.procs):
-        raise LabkitError(f"no local control plane named {name!r} is running; start one with "
-                          f"`labkit cluster create --name {name}` (or let `labkit run --cluster kwok` start a "
-                          "temporary one)", field=FIELD)
-    return RealTarget(spec, "kwok", state.kubeconfig, state.context, f"kwok:{name}")
-
-
-def _default_kubeconfig() -> str:
-    return os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
-
-
-def _contexts(kubeconfig: str) -> list[str]:
-    from kubernetes import config as kconfig
-
-    try:
-        contexts, _ = kconfig.list_kube_config_contexts(config_file=kubeconfig)
-    except (kconfig.ConfigException, OSError):
-        return []
-    return [c["name"] for c in contexts or []]
-
-
-def resolve(cluster: str) -> RealTarget | None:
-    """``None`` for ``sim``; else the real cluster ``cluster`` names (see module docstring)."""
-    if not isinstance(cluster, str) or not cluster.strip():
-        raise LabkitError("expects sim, kwok, kind or a kubeconfig context name", field=FIELD)
-    value = cluster.strip()
-    kind = kind_of(value)
-    if kind == "sim":
-        return None
-    if kind == "kwok":
-        from labkit.kube import controlplane as cp
-
-        name = value.split(":", 1)[1] if ":" in value else cp.DEFAULT_NAME
-        return _local_control_plane(name, value)
-    if kind == "kind":
-        from labkit.kube import kind as kind_mod
-
-        name = value.split(":", 1)[1] if ":" in value else kind_mod.DEFAULT_NAME
-        path = kind_mod.kubeconfig_path(name)
-        if not path.exists():
-            raise LabkitError(f"no kind cluster {name!r} created by labkit (no {path}); start one with "
-                              "`labkit cluster create --provider kind`", field=FIELD)
-        return RealTarget(value, "kind", str(path), kind_mod.context_name(name), f"kind:{name}")
-    if value.startswith("labkit-"):
-        from labkit.kube import controlplane as cp
-
-        local = value[len("labkit-"):]
-        if local in cp.list_clusters():
-            return _local_control_plane(local, value)
-    kubeconfig = _default_kubeconfig()
-    known = _contexts(kubeconfig)
-    if value not in known:
-        listing = ", ".join(known) if known else "none"
-        raise LabkitError(f"{value!r} is not sim, kwok, kind or a context of {kubeconfig} (contexts: {listing})",
-                          field=FIELD)
-    return RealTarget(value, "context", kubeconfig, value, value)
 
 
 def require_cluster(scenario: str, cluster: str) -> str:

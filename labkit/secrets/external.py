@@ -403,29 +403,40 @@ class _SyncFailed(Exception):
 
 
 class ExternalSecretsOperator:
-    """ESO's ExternalSecret and SecretStore reconcilers in a ``SimCluster`` (see the module docstring)."""
+    """ESO's ExternalSecret and SecretStore reconcilers (see the module docstring).
+
+    Like the sealed-secrets controller it talks to the cluster only through the
+    ``labkit.cluster`` seam (get, list, create, update, patch_status, watch), so it
+    runs on the simulator and on a real API server alike; time and events come
+    from ``env`` / ``log`` (default: the cluster's own).  Like controller-runtime's
+    informers, the SecretStores and the ExternalSecrets' target names are read
+    from what the watch delivered rather than fetched again at every periodic
+    re-validation (in the simulator the watch is synchronous, so the two agree).
+    """
 
     component = COMPONENT
 
-    def __init__(self, cluster: Any, backend: SecretsBackend):
+    def __init__(self, cluster: Any, backend: SecretsBackend, *, env: simpy.Environment | None = None,
+                 log: Any = None):
         from labkit.sim.controllers.workqueue import WorkQueue
 
         self.cluster = cluster
-        self.store = cluster.store
-        self.env: simpy.Environment = cluster.env
-        self.log = cluster.log
+        self.env: simpy.Environment = env if env is not None else cluster.env
+        self.log = log if log is not None else cluster.log
         self.backend = backend
         self.queue = WorkQueue(self.env)
         self.store_queue = WorkQueue(self.env)
         self._gen: dict[tuple[str, str], Any] = {}
-        self.store.watch(GROUP, "ExternalSecret", self._on_es)
-        self.store.watch(GROUP, "SecretStore", self._on_store)
-        self.store.watch("", "Secret", self._on_secret)
+        self._targets: dict[tuple[str, str], str] = {}  # ExternalSecret key -> the Secret it writes
+        self._stores: dict[tuple[str, str], dict] = {}  # SecretStores as last watched (an informer cache)
+        cluster.watch(API_VERSION, "ExternalSecret", self._on_es)
+        cluster.watch(API_VERSION, "SecretStore", self._on_store)
+        cluster.watch("v1", "Secret", self._on_secret)
         self.env.process(self._worker(self.queue, self.sync))
         self.env.process(self._worker(self.store_queue, self.sync_store))
-        for o in self.store.refs(GROUP, "SecretStore"):
+        for o in cluster.list(API_VERSION, "SecretStore"):
             self._on_store("ADDED", o)
-        for o in self.store.refs(GROUP, "ExternalSecret"):
+        for o in cluster.list(API_VERSION, "ExternalSecret"):
             self._on_es("ADDED", o)
 
     # -------------------------------------------------------------- watches
@@ -433,6 +444,10 @@ class ExternalSecretsOperator:
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         marker = (md.get("generation"), json.dumps([md.get("labels"), md.get("annotations")], sort_keys=True))
+        if ev == "DELETED":
+            self._targets.pop(key, None)
+        else:
+            self._targets[key] = ((obj.get("spec") or {}).get("target") or {}).get("name") or md["name"]
         if ev == "MODIFIED" and self._gen.get(key) == marker:
             return  # a status write of ours
         self._gen[key] = None if ev == "DELETED" else marker
@@ -440,16 +455,19 @@ class ExternalSecretsOperator:
 
     def _on_store(self, ev: str, obj: dict) -> None:
         md = obj["metadata"]
-        if ev != "DELETED":
-            self.store_queue.add((md.get("namespace", ""), md["name"]))
+        key = (md.get("namespace", ""), md["name"])
+        if ev == "DELETED":
+            self._stores.pop(key, None)
+        else:
+            self._stores[key] = obj
+            self.store_queue.add(key)
 
     def _on_secret(self, ev: str, obj: dict) -> None:
         md = obj["metadata"]
         ns = md.get("namespace", "")
-        for es in self.store.refs(GROUP, "ExternalSecret", ns):
-            target = ((es.get("spec") or {}).get("target") or {}).get("name") or es["metadata"]["name"]
-            if target == md["name"]:
-                self.queue.add((ns, es["metadata"]["name"]))
+        for (es_ns, es_name), target in self._targets.items():  # from the ExternalSecret watch: no list per event
+            if es_ns == ns and target == md["name"]:
+                self.queue.add((ns, es_name))
 
     def _worker(self, queue: Any, sync: Any):
         while True:
@@ -484,7 +502,7 @@ class ExternalSecretsOperator:
         return CONTROLLER_PRINCIPAL
 
     def sync_store(self, key: tuple[str, str]) -> float | None:
-        store = self.store.ref(GROUP, "SecretStore", *key)
+        store = self._stores.get(key)  # re-validated every STORE_REQUEUE: read from the watch, not the server
         if store is None:
             return None
         provider = (store.get("spec") or {}).get("provider") or {}
@@ -501,7 +519,8 @@ class ExternalSecretsOperator:
         if old is None or any(old.get(k) != cond[k] for k in ("status", "reason", "message")):
             cond["lastTransitionTime"] = timestamp(self.env.now)
             self._event("SecretStore", key, reason, message, "Normal" if ok else "Warning")
-            self.store.update_status(store, {"conditions": [cond]}, field_manager="external-secrets")
+            self.cluster.patch_status(API_VERSION, "SecretStore", key[1], key[0], {"conditions": [cond]},
+                                      field_manager="external-secrets")
         return STORE_REQUEUE
 
     # -------------------------------------------------------------- ExternalSecret
@@ -519,7 +538,7 @@ class ExternalSecretsOperator:
         """One reconcile of an ExternalSecret; returns the requeue delay (None: no requeue)."""
         from labkit.sim.controllers.common import parse_time
 
-        es = self.store.ref(GROUP, "ExternalSecret", *key)
+        es = self.cluster.get(API_VERSION, "ExternalSecret", key[1], key[0])
         if es is None or es["metadata"].get("deletionTimestamp"):
             return None
         now = float(self.env.now)
@@ -528,7 +547,7 @@ class ExternalSecretsOperator:
         interval = self.refresh_interval(es)
         target = spec.get("target") or {}
         secret_name = target.get("name") or key[1]
-        existing = self.store.ref("", "Secret", key[0], secret_name)
+        existing = self.cluster.get("v1", "Secret", secret_name, key[0])
         refreshed = parse_time(status.get("refreshTime"))
         since = 0.0 if refreshed is None else now - refreshed
         if not self._should_refresh(es, interval, refreshed, now) and self._secret_valid(existing):
@@ -569,7 +588,7 @@ class ExternalSecretsOperator:
         ref = (es.get("spec") or {}).get("secretStoreRef") or {}
         if ref.get("kind", "SecretStore") != "SecretStore":
             raise _SyncFailed(ERR_GET_SECRET_DATA, f"ClusterSecretStore \"{ref.get('name')}\" is not served in the lab")
-        store = self.store.ref(GROUP, "SecretStore", key[0], ref.get("name", ""))
+        store = self._stores.get((key[0], ref.get("name", "")))
         if store is None:
             raise _SyncFailed(ERR_GET_SECRET_DATA, f'SecretStore.external-secrets.io "{ref.get("name", "")}" not found')
         return self.principal_of(store)
@@ -633,7 +652,7 @@ class ExternalSecretsOperator:
         ns = key[0]
         manager = FIELD_OWNER.format(key[1])
         data = {k: _b64(v) for k, v in values.items()}
-        live = self.store.ref("", "Secret", ns, name)
+        live = self.cluster.get("v1", "Secret", name, ns)
         if policy == "Merge" and live is None:
             raise _SyncFailed(ERR_UPDATE_SECRET, f"the desired secret {name} was not found. "
                                                  "With creationPolicy=Merge the secret won't be created")
@@ -648,7 +667,7 @@ class ExternalSecretsOperator:
             if target.get("immutable"):
                 obj["immutable"] = True
             try:
-                self.store.create(obj, manager=manager)
+                self.cluster.create(obj, field_manager=manager)
             except ApiError as err:
                 raise _SyncFailed(ERR_UPDATE_SECRET, err.message) from None
             self._event("ExternalSecret", key, "Created", "Created Secret")
@@ -661,7 +680,7 @@ class ExternalSecretsOperator:
         if new == {**live, "metadata": {k: v for k, v in live["metadata"].items() if k != "managedFields"}}:
             return
         try:
-            self.store.update(new, field_manager=manager)
+            self.cluster.update(new, field_manager=manager)
         except ApiError as err:
             raise _SyncFailed(ERR_UPDATE_SECRET, err.message) from None
         self._event("ExternalSecret", key, "Updated", "Updated Secret")
@@ -680,23 +699,26 @@ class ExternalSecretsOperator:
             status["syncedResourceVersion"] = self._resource_version(es)
         if binding:
             status["binding"] = {"name": binding}
-        self.store.update_status(es, status, field_manager="external-secrets")
+        md = es["metadata"]
+        self.cluster.patch_status(API_VERSION, "ExternalSecret", md["name"], md.get("namespace"), status,
+                                  field_manager="external-secrets")
 
     # -------------------------------------------------------------- reading
     def ready(self, namespace: str, name: str) -> dict[str, Any]:
-        es = self.store.ref(GROUP, "ExternalSecret", namespace, name)
+        es = self.cluster.get(API_VERSION, "ExternalSecret", name, namespace)
         for c in ((es or {}).get("status") or {}).get("conditions") or []:
             if c.get("type") == "Ready":
                 return dict(c)
         return {}
 
 
-def install_external_secrets(cluster: Any, backend: SecretsBackend) -> ExternalSecretsOperator:
+def install_external_secrets(cluster: Any, backend: SecretsBackend, *, env: simpy.Environment | None = None,
+                             log: Any = None) -> ExternalSecretsOperator:
     """Register the ESO CRDs and start the operator against ``backend``; attached as ``cluster.external_secrets``."""
     for crd in external_secrets_crds():
-        if cluster.store.ref("apiextensions.k8s.io", "CustomResourceDefinition", "", crd["metadata"]["name"]) is None:
-            cluster.store.create(crd, manager="helm")
-    op = ExternalSecretsOperator(cluster, backend)
+        if cluster.get(crd["apiVersion"], "CustomResourceDefinition", crd["metadata"]["name"]) is None:
+            cluster.create(crd, field_manager="helm")
+    op = ExternalSecretsOperator(cluster, backend, env=env, log=log)
     from labkit.secrets.podconfig import install_pod_secret_checks
 
     install_pod_secret_checks(cluster)  # a missing Secret blocks container start, when the kubelet has the hook

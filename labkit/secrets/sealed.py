@@ -122,6 +122,7 @@ __all__ = [
 GROUP = "bitnami.com"
 API_VERSION = f"{GROUP}/v1alpha1"
 KIND = "SealedSecret"
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
 _ANNO = "sealedsecrets.bitnami.com/"
 CLUSTER_WIDE_ANNOTATION = _ANNO + "cluster-wide"
 NAMESPACE_WIDE_ANNOTATION = _ANNO + "namespace-wide"
@@ -404,23 +405,26 @@ def _iso(seconds: float) -> str:
 
 
 class SealedSecretsController:
-    """The sealed-secrets controller in a ``SimCluster`` (see the module docstring).
+    """The sealed-secrets controller on any ``Cluster`` with ``watch`` and ``create`` (see the module docstring).
 
     Built by ``install_sealed_secrets``; runs its work queue and its key-renewal
-    job as SimPy processes on ``cluster.env``.
+    job as SimPy processes on ``env`` (default ``cluster.env``) and records to
+    ``log`` (default ``cluster.log``).  It reads and writes only through the
+    ``labkit.cluster`` seam — get, list, create, update, patch_status, watch — so
+    the same controller runs in the simulator and against a real API server
+    (a ``KubeCluster`` bound to a clock).
     """
 
     component = COMPONENT
 
     def __init__(self, cluster: Any, *, key_bits: int = DEFAULT_KEY_BITS,
                  key_renew_period: float = DEFAULT_RENEW_PERIOD, namespace: str = CONTROLLER_NAMESPACE,
-                 update_status: bool = True):
+                 update_status: bool = True, env: simpy.Environment | None = None, log: Any = None):
         from labkit.sim.controllers.workqueue import WorkQueue
 
         self.cluster = cluster
-        self.store = cluster.store
-        self.env: simpy.Environment = cluster.env
-        self.log = cluster.log
+        self.env: simpy.Environment = env if env is not None else cluster.env
+        self.log = log if log is not None else cluster.log
         self.key_bits = key_bits
         self.key_renew_period = float(key_renew_period)
         self.namespace = namespace
@@ -432,8 +436,8 @@ class SealedSecretsController:
         self._specs: dict[tuple[str, str], Any] = {}
         self._renewal: simpy.Process | None = None
         self.running = False
-        self.store.watch(GROUP, KIND, self._on_sealed)
-        self.store.watch("", "Secret", self._on_secret)
+        cluster.watch(API_VERSION, KIND, self._on_sealed)
+        cluster.watch("v1", "Secret", self._on_secret)
         self.env.process(self._worker())
         self.start()
 
@@ -447,7 +451,7 @@ class SealedSecretsController:
         self.log.record(COMPONENT, "Started", object_key("Deployment", self.namespace, CONTROLLER_NAME),
                         detail={"keys": sorted(self.keys), "active_fingerprint": self.most_recent.fingerprint
                                 if self.most_recent else ""})
-        for ss in self.store.refs(GROUP, KIND):
+        for ss in self.cluster.list(API_VERSION, KIND):
             md = ss["metadata"]
             self._specs[(md.get("namespace", ""), md["name"])] = ss.get("spec")
             self.queue.add((md.get("namespace", ""), md["name"]))
@@ -463,8 +467,8 @@ class SealedSecretsController:
 
     def _load_registry(self) -> None:
         """``initKeyRegistry``: every Secret labelled ``sealed-secrets-key=active``, oldest first."""
-        secrets = self.store.refs("", "Secret", self.namespace, {KEY_LABEL: "active"})
-        legacy = self.store.ref("", "Secret", self.namespace, KEY_PREFIX)
+        secrets = self.cluster.list("v1", "Secret", self.namespace, {KEY_LABEL: "active"})
+        legacy = self.cluster.get("v1", "Secret", KEY_PREFIX, self.namespace)
         if legacy is not None and legacy not in secrets:
             secrets.append(legacy)
         secrets.sort(key=lambda s: s["metadata"].get("creationTimestamp", ""))
@@ -493,12 +497,12 @@ class SealedSecretsController:
         key, cert = generate_key(self.key_bits, now=self.env.now)
         pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                     serialization.NoEncryption())
-        created = self.store.create({
+        created = self.cluster.create({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"generateName": KEY_PREFIX, "namespace": self.namespace, "labels": {KEY_LABEL: "active"}},
             "data": {"tls.key": base64.b64encode(pem_key).decode(),
                      "tls.crt": base64.b64encode(certificate_pem(cert).encode()).decode()},
-        }, manager=FIELD_MANAGER)
+        }, field_manager=FIELD_MANAGER)
         k = self._register(created["metadata"]["name"], key, cert, float(self.env.now))
         self.log.record(COMPONENT, "NewKeyWritten", object_key("Secret", self.namespace, k.name),
                         detail={"fingerprint": k.fingerprint, "bits": self.key_bits, "keys": len(self.keys)})
@@ -556,7 +560,7 @@ class SealedSecretsController:
     def backup_keys(self) -> list[dict[str, Any]]:
         """``kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml``."""
         out = []
-        for s in self.store.refs("", "Secret", self.namespace, {KEY_LABEL: "active"}):
+        for s in self.cluster.list("v1", "Secret", self.namespace, {KEY_LABEL: "active"}):
             md = s["metadata"]
             out.append({"apiVersion": "v1", "kind": "Secret", "type": s.get("type"),
                         "metadata": {"name": md["name"], "namespace": md["namespace"], "labels": dict(md["labels"])},
@@ -578,7 +582,7 @@ class SealedSecretsController:
         if ev != "DELETED":
             return
         md = obj["metadata"]
-        ss = self.store.ref(GROUP, KIND, md.get("namespace", ""), md["name"])
+        ss = self.cluster.get(API_VERSION, KIND, md["name"], md.get("namespace", ""))
         if ss is None:
             return
         controlled = any(r.get("controller") and r.get("uid") == ss["metadata"]["uid"]
@@ -620,7 +624,7 @@ class SealedSecretsController:
     def sync(self, key: tuple[str, str]) -> None:
         """``unseal(key)``: build the Secret and create or update it; report status and events."""
         ns, name = key
-        ss = self.store.ref(GROUP, KIND, ns, name)
+        ss = self.cluster.get(API_VERSION, KIND, name, ns)
         if ss is None:
             return  # the Secret goes with its owner (garbage collection)
         error: Exception | None = None
@@ -644,9 +648,9 @@ class SealedSecretsController:
     def _unseal_into_secret(self, ss: dict, key: tuple[str, str]) -> None:
         ns, name = key
         new = unseal(ss, [k.private_key for k in self.keys.values()])
-        live = self.store.ref("", "Secret", ns, name)
+        live = self.cluster.get("v1", "Secret", name, ns)
         if live is None:
-            self.store.create(new, manager=FIELD_MANAGER)
+            self.cluster.create(new, field_manager=FIELD_MANAGER)
             return
         md = live["metadata"]
         controlled = any(r.get("controller") and r.get("uid") == ss["metadata"]["uid"]
@@ -660,13 +664,13 @@ class SealedSecretsController:
                 updated["metadata"][f] = new["metadata"][f]
             else:
                 updated["metadata"].pop(f, None)
-        self.store.update(updated, field_manager=FIELD_MANAGER)  # a no-op update writes nothing
+        self.cluster.update(updated, field_manager=FIELD_MANAGER)  # a no-op update writes nothing
 
     def _status(self, key: tuple[str, str], error: Exception | None) -> None:
         """``updateSealedSecretStatus`` / ``updateSealedSecretsStatusConditions``."""
         if not self.update_status:
             return
-        ss = self.store.ref(GROUP, KIND, *key)
+        ss = self.cluster.get(API_VERSION, KIND, key[1], key[0])
         if ss is None:
             return
         status = dict(ss.get("status") or {})
@@ -691,13 +695,13 @@ class SealedSecretsController:
         if required or status.get("observedGeneration") != gen:
             status["observedGeneration"] = gen
             status["conditions"] = conds
-            self.store.update_status(ss, status, field_manager=FIELD_MANAGER)
+            self.cluster.patch_status(API_VERSION, KIND, key[1], key[0], status, field_manager=FIELD_MANAGER)
 
     # -------------------------------------------------------------- reading
 
     def synced(self, namespace: str, name: str) -> dict[str, Any]:
         """The ``Synced`` condition of a SealedSecret ({} when absent)."""
-        ss = self.store.ref(GROUP, KIND, namespace, name)
+        ss = self.cluster.get(API_VERSION, KIND, name, namespace)
         for c in ((ss or {}).get("status") or {}).get("conditions") or []:
             if c.get("type") == "Synced":
                 return dict(c)
@@ -712,21 +716,21 @@ class _NotManaged(Exception):
 
 def install_sealed_secrets(cluster: Any, *, key_bits: int = DEFAULT_KEY_BITS,
                            key_renew_period: float = DEFAULT_RENEW_PERIOD,
-                           restore: Iterable[Mapping[str, Any]] = ()) -> SealedSecretsController:
-    """Install the SealedSecret CRD and start the controller in ``cluster`` (a ``SimCluster``).
+                           restore: Iterable[Mapping[str, Any]] = (), env: simpy.Environment | None = None,
+                           log: Any = None) -> SealedSecretsController:
+    """Install the SealedSecret CRD and start the controller in ``cluster`` (any backend with watch and create).
 
     ``restore`` holds key Secrets from ``backup_keys()``, applied before the
     controller starts (the documented disaster-recovery path).  Returns the
     controller, also attached as ``cluster.sealed_secrets``.
     """
-    store = cluster.store
-    if store.ref("apiextensions.k8s.io", "CustomResourceDefinition", "", f"sealedsecrets.{GROUP}") is None:
-        store.create(sealed_secret_crd(), manager="helm")
+    if cluster.get(CRD_API_VERSION, "CustomResourceDefinition", f"sealedsecrets.{GROUP}") is None:
+        cluster.create(sealed_secret_crd(), field_manager="helm")
     for s in restore:
         s = dict(s)
-        if store.ref("", "Secret", s["metadata"].get("namespace", CONTROLLER_NAMESPACE), s["metadata"]["name"]) is None:
-            store.create(s, manager="kubectl-create")
-    ctrl = SealedSecretsController(cluster, key_bits=key_bits, key_renew_period=key_renew_period)
+        if cluster.get("v1", "Secret", s["metadata"]["name"], s["metadata"].get("namespace", CONTROLLER_NAMESPACE)) is None:
+            cluster.create(s, field_manager="kubectl-create")
+    ctrl = SealedSecretsController(cluster, key_bits=key_bits, key_renew_period=key_renew_period, env=env, log=log)
     from labkit.secrets.podconfig import install_pod_secret_checks
 
     install_pod_secret_checks(cluster)  # a missing Secret blocks container start, when the kubelet has the hook

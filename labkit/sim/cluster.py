@@ -80,6 +80,10 @@ class SimCluster:
     def update(self, obj: dict, *, field_manager: str, dry_run: bool = False) -> dict:
         return self.store.update(obj, field_manager=field_manager, dry_run=dry_run)
 
+    def create(self, obj: dict, *, field_manager: str, dry_run: bool = False) -> dict:
+        """POST: a new object (``metadata.generateName`` honoured); AlreadyExists if it is there."""
+        return self.store.create(obj, manager=field_manager, dry_run=dry_run)
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
                propagation: str = "Background", dry_run: bool = False) -> dict | None:
         return self.store.delete(api_version, kind, name, namespace, propagation=propagation, dry_run=dry_run)

@@ -88,6 +88,16 @@ def test_update_is_a_put_with_the_manager(api, kc):
     assert req.body == deployment()
 
 
+def test_create_posts_to_the_collection_so_the_server_picks_a_generated_name(api, kc):
+    api.script("POST", "/api/v1/namespaces/kube-system/configmaps",
+               (201, {"metadata": {"name": "key-x7k2p", "namespace": "kube-system"}}))
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "key-", "namespace": "kube-system"}}
+    out = kc.create(cm, field_manager="sealed-secrets-controller")
+    assert out["metadata"]["name"] == "key-x7k2p" and out["kind"] == "ConfigMap"
+    req = api.calls("POST")[0]
+    assert req.query == {"fieldManager": ["sealed-secrets-controller"]} and req.body == cm
+
+
 def test_get_missing_is_none_and_list_items_get_kind(api, kc):
     assert kc.get("apps/v1", "Deployment", "web", "default") is None
     api.script("GET", "/apis/apps/v1/namespaces/default/deployments",
@@ -187,7 +197,7 @@ def test_bad_kubeconfig_is_a_clear_labkit_error(tmp_path):
 
 def test_connect_explains_what_is_not_running(tmp_path, monkeypatch):
     from labkit.errors import LabkitError
-    from labkit.kube.client import connect
+    from labkit.kube.locate import connect
 
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
     with pytest.raises(LabkitError, match=r"--cluster: no local control plane named 'labkit' is running; "
@@ -200,7 +210,7 @@ def test_connect_explains_what_is_not_running(tmp_path, monkeypatch):
 
 
 def test_connect_to_a_kubeconfig_context(api, tmp_path, monkeypatch):
-    from labkit.kube.client import connect
+    from labkit.kube.locate import connect
 
     monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kc")))
     kc = connect("fake")

@@ -316,7 +316,8 @@ def test_engine_plan_and_apply_agree(kube, ns):
         env = simpy.Environment()
         out = []
         for _ in range(2):
-            proc = env.process(apply_staged(env, cluster, copy.deepcopy(objects(space)), ApplyOptions(),
+            proc = env.process(apply_staged(env, cluster, copy.deepcopy(objects(space)),
+                                            ApplyOptions(field_manager="kustomize-controller"),
                                             EngineTimings(api_call=0.0, poll_interval=0.5)))
             env.run(until=proc)
             out.append(proc.value.changeset.to_string())

@@ -13,6 +13,7 @@ from labkit.engine.apply import ApplyOptions, EngineTimings, apply_staged, is_im
 from labkit.engine.plan import DryRunFailed
 from labkit.engine.wait import wait_for_set
 from labkit.errors import ApiError
+from labkit.flux.policy import FIELD_MANAGER, FLUX_POLICY
 from labkit.health import kstatus
 from tests.kube.conftest import MISSING_IMAGE, needs_real
 
@@ -44,6 +45,7 @@ def writes_of(obj: dict, manager: str = "kustomize-controller") -> tuple:
 
 
 def run_staged(env, cluster, objects, **opts):
+    opts = {"field_manager": FIELD_MANAGER, "policy": FLUX_POLICY, **opts}  # as kustomize-controller applies
     proc = env.process(apply_staged(env, cluster, objects, ApplyOptions(**opts), EngineTimings.realtime()))
     env.run(until=proc)
     return proc.value
@@ -326,5 +328,32 @@ def test_flux_reconciles_a_real_cluster(real_cluster, ns, tmp_path, mode):
         assert ready["status"] == "True" and ready["reason"] == "ReconciliationSucceeded"
         for kind, api in (("Kustomization", "kustomize.toolkit.fluxcd.io/v1"), ("GitRepository", "source.toolkit.fluxcd.io/v1")):
             kc.delete(api, kind, name, "flux-system")
+    finally:
+        kc.close()
+
+
+def test_sealed_secrets_controller_on_a_real_api_server(real_cluster, ns):
+    """The sealed-secrets controller through the seam alone: keys via generateName, unseal, status, watch."""
+    import base64
+
+    from labkit.events import EventLog
+    from labkit.kube.client import KubeCluster
+    from labkit.secrets import sealed
+
+    env = clock.realtime()
+    kc = KubeCluster(real_cluster.kubeconfig, real_cluster.context, env=env)
+    try:
+        kc.apply(sealed.sealed_secret_crd(), field_manager="pytest", force=True)
+        kc.wait_for_kind(sealed.API_VERSION, sealed.KIND)
+        ctl = sealed.install_sealed_secrets(kc, key_bits=2048, key_renew_period=0, env=env,
+                                            log=EventLog(lambda: env.now))
+        assert ctl.most_recent is not None and ctl.most_recent.name.startswith(sealed.KEY_PREFIX)
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns},
+                  "stringData": {"password": "hunter2"}}
+        kc.apply(sealed.seal(secret, ctl.fetch_cert()), field_manager="kubectl")
+        env.run(until=env.now + 3)
+        live = kc.get("v1", "Secret", "db", ns)
+        assert live is not None and base64.b64decode(live["data"]["password"]) == b"hunter2"
+        assert ctl.synced(ns, "db")["status"] == "True"
     finally:
         kc.close()

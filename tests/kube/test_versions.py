@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_docs_versions_md_is_generated_from_the_module():
     doc = ROOT / "docs" / "VERSIONS.md"
-    assert doc.read_text() == v.render(), "docs/VERSIONS.md is stale: run `python -m labkit.kube.versions --write`"
+    assert doc.read_text() == v.render(), "docs/VERSIONS.md is stale: run `python -m labkit.kube.build --write`"
     for pin in v.PINS:
         assert f"| {pin.key} | `{pin.module}` | `{pin.version}` | {pin.rule} |" in doc.read_text()
 

@@ -301,7 +301,7 @@ def test_migrations_explorer_runs_the_hook_in_the_chosen_lab():
 def _delivery_ex(scenario: str):
     from labkit.delivery.rollback import RollbackParams
     from labkit.delivery.stream import StreamConfig
-    from labkit.scenarios.explorer_labs import driver_for
+    from labkit.scenarios.explorer import driver_for
 
     if scenario == "rollback":
         study = type("RollbackStudy", (), {"params": RollbackParams()})()

@@ -22,14 +22,14 @@ def test_every_directory_becomes_a_synced_healthy_application(result):
     pods = [p for p in lab.cluster.list("v1", "Pod", fleet.FLEET_NS)
             if (p.get("status") or {}).get("phase") == "Running"]
     assert len(pods) == N  # N services, one added, one removed
-    app = lab.argo.app(fleet._name(1))
-    assert app["spec"]["source"]["path"] == f"services/{fleet._name(1)}"
+    app = lab.argo.app(fleet.service_name(1))
+    assert app["spec"]["source"]["path"] == f"services/{fleet.service_name(1)}"
     assert app["status"]["sourceType"] == "Directory"
     assert app["metadata"]["ownerReferences"][0]["kind"] == "ApplicationSet"
 
 
 def test_adding_a_directory_adds_an_application_within_the_webhook(result):
-    new = fleet._name(N)
+    new = fleet.service_name(N)
     lab = result.lab
     assert lab.argo.app(new) is not None
     # the webhook made the ApplicationSet re-read the generator at once, not at its 180 s requeue
@@ -40,7 +40,7 @@ def test_adding_a_directory_adds_an_application_within_the_webhook(result):
 
 
 def test_removing_a_directory_prunes_the_application_and_its_objects(result):
-    gone = fleet._name(0)
+    gone = fleet.service_name(0)
     lab = result.lab
     assert lab.argo.app(gone) is None
     for kind, av in (("Deployment", "apps/v1"), ("Service", "v1"), ("ConfigMap", "v1")):
@@ -52,7 +52,7 @@ def test_removing_a_directory_prunes_the_application_and_its_objects(result):
 
 def test_without_a_webhook_the_generator_waits_for_its_requeue():
     r = fleet.run_fleet(seed=5, services=4, webhook=False, workload_controllers=False, models=False)
-    new = fleet._name(4)
+    new = fleet.service_name(4)
     created = r.lab.events(component="argocd-applicationset-controller", event="ApplicationCreated",
                            object=f"Application/argocd/{new}")[0].time
     reconciles = [e.time for e in r.lab.events(component="argocd-applicationset-controller", event="Reconciled")]
@@ -87,7 +87,7 @@ def test_repository_models_differ_in_files_commits_and_reconcile_work(result):
 
 def test_kustomize_sources_render_with_kustomize():
     r = fleet.run_fleet(seed=5, services=3, source_type="kustomize", workload_controllers=False, models=False)
-    app = r.lab.argo.app(fleet._name(1))
+    app = r.lab.argo.app(fleet.service_name(1))
     assert app["status"]["sourceType"] == "Kustomize"
     assert r.metrics()["applications"] == 3
 
