@@ -6,7 +6,7 @@ and rates; never fails because something was slow.
 
     .venv/bin/python benchmarks/bench_delivery.py [--runs 1000] [--repeats 1] [--services 50] [--days 90]
 
-The figures also go to ``labkit bench`` (``labkit.bench.report``); under ``labkit bench
+The figures also go to ``labkit bench`` (``labkit.app.bench.report``); under ``labkit bench
 --quick`` the defaults shrink to 100 runs and 30 days x 10 services, without targets.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 from labkit.delivery.changes import TeamConfig, generate  # noqa: E402
 from labkit.delivery.fixture import ServiceFixture, ServiceSpec  # noqa: E402
 from labkit.delivery.rollback import RollbackParams, default_workers, monte_carlo  # noqa: E402

@@ -7,7 +7,7 @@ simulator's controllers run (Deployments get ReplicaSets and Pods) but the
 Kustomization does not wait for health, so the figures are the engine's own
 fetch → build → plan → apply → prune.  Run: ``make bench`` or
 ``.venv/bin/python benchmarks/bench_engine.py``.  The figures go to ``labkit bench``
-through ``labkit.bench.report``; under ``labkit bench --quick`` the Kustomization holds
+through ``labkit.app.bench.report``; under ``labkit bench --quick`` the Kustomization holds
 200 objects and the figures carry no target (the targets are for 1,000).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit.bench import Figure, quick, report
+from labkit.app.bench import Figure, quick, report
 from labkit.flux.system import FluxSystem, FluxTimings
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim import SimCluster

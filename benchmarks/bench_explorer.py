@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 
 CLOCK = ("+10 s", "+1 min", "+10 min")
 

@@ -12,7 +12,7 @@ seconds (and CPU seconds of this process, which a busy machine disturbs less):
 
 Targets (design brief): first sync < 20 s, no-op refresh < 3 s.  The simulator's
 workload controllers are off: the measurement is of Argo's work, not of pods.  The
-figures also go to ``labkit bench`` (``labkit.bench.report``); under ``labkit bench
+figures also go to ``labkit bench`` (``labkit.app.bench.report``); under ``labkit bench
 --quick`` the fleet has 200 services and the figures carry no target.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import simpy
 
 from labkit.argo import ArgoSystem, ArgoTimings
-from labkit.bench import Figure, quick, report
+from labkit.app.bench import Figure, quick, report
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim import SimCluster
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from labkit.bench import Figure, quick, report
+from labkit.app.bench import Figure, quick, report
 from labkit.faults.argo import run_fleet_under_faults
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 
 TARGET_S = 40.0
 

@@ -36,7 +36,7 @@ Set-up: ``labkit.kube.controlplane.create`` starts a temporary control plane
 (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK with
 ``--nodes`` fake nodes) under a unique name, and it is always deleted in a
 ``finally`` (also on SIGTERM, which ``labkit bench`` sends at its time limit).
-``FluxSystem`` runs on ``labkit.clock.realtime()`` over ``KubeCluster`` bound to
+``FluxSystem`` runs on ``labkit.core.clock.realtime()`` over ``KubeCluster`` bound to
 that clock, so it watches its objects (events drained every 0.25 s, the client's
 default ``watch_tick``); modelled durations (git fetch, build, webhook delivery)
 are 0 because the real work now takes its own wall time.  When the binaries are
@@ -65,8 +65,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from labkit import clock  # noqa: E402
-from labkit.bench import Figure, quick, report, skip  # noqa: E402
+from labkit.core import clock  # noqa: E402
+from labkit.app.bench import Figure, quick, report, skip  # noqa: E402
 from labkit.engine.apply import EngineTimings  # noqa: E402
 from labkit.flux.system import FluxSystem, FluxTimings  # noqa: E402
 from labkit.gitops.repo import ManifestRepo  # noqa: E402

@@ -10,7 +10,7 @@
 Usage: ``python benchmarks/bench_sim.py [--objects N] [--deployments N] [--hours H] [--profile]``.
 ``--profile`` prints the top of a cProfile of case (b).  Prints figures only;
 exits non-zero only if it could not run.  The figures also go to ``labkit bench``
-(``labkit.bench.report``); under ``labkit bench --quick`` the defaults shrink to 2,000
+(``labkit.app.bench.report``); under ``labkit bench --quick`` the defaults shrink to 2,000
 objects and 2 simulated hours, and the day's target (which is for 24 hours) is dropped.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import simpy  # noqa: E402
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 from labkit.sim import SimCluster  # noqa: E402
 from labkit.sim.load import DailySinusoid, LoadModel  # noqa: E402
 from labkit.sim.store import ApiStore  # noqa: E402

@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 
 from labkit.faults.soak import SoakConfig, SoakResult, random_case, run_case  # noqa: E402
 

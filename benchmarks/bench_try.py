@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labkit.bench import Figure, quick, report  # noqa: E402
+from labkit.app.bench import Figure, quick, report  # noqa: E402
 
 TEAMS = ("payments", "search", "checkout", "identity", "catalog", "shipping", "ledger", "notify")
 _GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",

@@ -1,4 +1,4 @@
-"""``labkit.bench``: the figure contract, the runner and ``labkit bench``, with tiny fake scripts."""
+"""``labkit.app.bench``: the figure contract, the runner and ``labkit bench``, with tiny fake scripts."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from labkit import bench, cli
-from labkit.bench import Figure
-from labkit.errors import LabkitError
+from labkit.app import bench
+from labkit.app import cli
+from labkit.app.bench import Figure
+from labkit.core.errors import LabkitError
 
 
 def write_script(folder: Path, name: str, body: str) -> Path:
@@ -22,7 +23,7 @@ def write_script(folder: Path, name: str, body: str) -> Path:
 
 
 REPORTS = """\
-    from labkit.bench import Figure, quick, report
+    from labkit.app.bench import Figure, quick, report
     print("hello from the script")
     report([Figure("first apply", 4.2, "s", target=5.0, op="<"),
             Figure("rate", 4000, "applies/s", target=5000, op=">="),
@@ -122,7 +123,7 @@ def test_a_script_without_the_contract_shows_as_ran(tmp_path):
 
 def test_a_crash_keeps_the_figures_reported_before_it(tmp_path):
     path = write_script(tmp_path / "benchmarks", "bad", """\
-        from labkit.bench import Figure, report
+        from labkit.app.bench import Figure, report
         report([Figure("before the crash", 1.0, "s", target=2.0)])
         raise RuntimeError("boom: the cluster went away")
     """)
@@ -136,7 +137,7 @@ def test_a_crash_keeps_the_figures_reported_before_it(tmp_path):
 
 def test_a_skip_is_not_a_failure(tmp_path):
     path = write_script(tmp_path / "benchmarks", "real", """\
-        from labkit.bench import skip
+        from labkit.app.bench import skip
         skip("real control plane not built: run `labkit cluster build`")
         raise AssertionError("skip must exit")
     """)
@@ -167,7 +168,7 @@ def test_the_time_limit_terminates_so_finally_blocks_run(tmp_path):
 
 def test_a_missed_target_does_not_change_the_exit_code(tmp_path):
     path = write_script(tmp_path / "benchmarks", "slow", """\
-        from labkit.bench import Figure, report
+        from labkit.app.bench import Figure, report
         report([Figure("first apply", 99.0, "s", target=5.0)])
     """)
     res = bench.run_script(path, log_dir=tmp_path / "logs")
@@ -220,7 +221,7 @@ def test_labkit_bench_unknown_name_is_an_input_error(tmp_path, monkeypatch, caps
 
 def test_nan_values_survive_the_hand_over(tmp_path):
     path = write_script(tmp_path / "benchmarks", "nan", """\
-        from labkit.bench import Figure, report
+        from labkit.app.bench import Figure, report
         report([Figure("p50", float("nan"), "s", target=1.0)])
     """)
     res = bench.run_script(path, log_dir=tmp_path / "logs")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cli
+from labkit.app import cli
 
 REPO = Path(__file__).resolve().parent.parent
 

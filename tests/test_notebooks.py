@@ -14,7 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import runner, scenario
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -47,7 +48,7 @@ def test_notebook_is_committed_clean_with_a_full_parameters_cell(path):
     assert len(tagged) == 1, f"{sc.notebook_rel}: needs exactly one cell tagged 'parameters'"
     missing = {*scenario.RESERVED_PARAMETERS, *sc.parameters} - _assigned_names(tagged[0].source)
     assert not missing, f"{sc.notebook_rel}: the parameters cell does not assign {sorted(missing)}"
-    assert "metrics_cell_doc" in nb.cells[0].source, f"{sc.notebook_rel}: the first cell should show report.metrics_cell_doc({sc.name!r})"
+    assert "metrics_cell_doc" in nb.cells[0].source, f"{sc.notebook_rel}: the first cell should show spec.metrics_cell_doc({sc.name!r})"
 
 
 @pytest.mark.notebooks

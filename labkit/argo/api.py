@@ -58,9 +58,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from labkit.duration import parse_duration
-from labkit.errors import LabkitError
-from labkit.specreader import SpecReader, show
+from labkit.core.duration import parse_duration
+from labkit.core.errors import LabkitError
+from labkit.core.specreader import SpecReader, show
 
 __all__ = [
     "API_VERSION",

@@ -147,10 +147,10 @@ from labkit.argo.state import (OUT_OF_SYNC, SYNCED, UNKNOWN, Comparison, TargetS
                                known_from_status, status_resources)
 from labkit.argo.sync import DELETION_APPROVED_ANNOTATION, OperationResult, SyncContext, SyncRun
 from labkit.argo.tracking import owns
-from labkit.clock import timestamp
+from labkit.core.clock import timestamp
 from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter
-from labkit.errors import ApiError, LabkitError, TemporaryError
-from labkit.events import EventLog
+from labkit.core.errors import ApiError, LabkitError, TemporaryError
+from labkit.core.events import EventLog
 from labkit.gitops.render import RenderTimeoutError
 
 __all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC", "COMPONENT", "STATUS_MANAGER"]

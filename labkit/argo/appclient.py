@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from labkit.argo.api import API_VERSION, APPLICATION_KIND
-from labkit.cluster import Cluster
-from labkit.errors import ApiError
+from labkit.core.cluster import Cluster
+from labkit.core.errors import ApiError
 
 __all__ = ["AppClient", "STATUS_MANAGER"]
 

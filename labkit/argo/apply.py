@@ -46,9 +46,9 @@ from typing import Any, Mapping
 
 from labkit.argo.api import SyncOptions
 from labkit.argo.diff import LAST_APPLIED_ANNOTATION
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.engine.apply import is_immutable_error
-from labkit.errors import ApiError, group_of
+from labkit.core.errors import ApiError, group_of
 
 __all__ = ["FIELD_MANAGER", "kubectl_ref", "apply_object", "dry_run_object", "last_applied"]
 

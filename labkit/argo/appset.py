@@ -88,11 +88,11 @@ from labkit.argo.destinations import IN_CLUSTER, ClusterEntry, Destinations
 from labkit.argo.repo_server import RepoServer
 from labkit.argo.settings import Settings
 from labkit.argo.template import render_template, sanitize_name
-from labkit.clock import timestamp
-from labkit.cluster import Cluster
+from labkit.core.clock import timestamp
+from labkit.core.cluster import Cluster
 from labkit.core.workqueue import DONE, Driver, Outcome, RateLimiter, RequeueAfter
-from labkit.errors import ApiError, LabkitError, TemporaryError
-from labkit.events import EventLog
+from labkit.core.errors import ApiError, LabkitError, TemporaryError
+from labkit.core.events import EventLog
 from labkit.gitops.globmatch import Glob, compile_path_glob
 from labkit.gitops.yamlbounds import YamlLimitError, load_documents
 

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable
 
 from labkit.argo.destinations import Destinations
 from labkit.argo.tracking import app_of
-from labkit.errors import ApiError, TemporaryError
+from labkit.core.errors import ApiError, TemporaryError
 
 __all__ = ["ClusterCache", "CacheKey"]
 

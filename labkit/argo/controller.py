@@ -111,11 +111,11 @@ from labkit.argo.diff import system_ignore_rules
 from labkit.argo.repo_server import RepoServer
 from labkit.argo.settings import ARGOCD_CM, ArgoTimings, Settings
 from labkit.argo.sync import DELETION_APPROVED_ANNOTATION
-from labkit.clock import timestamp
-from labkit.cluster import Cluster
+from labkit.core.clock import timestamp
+from labkit.core.cluster import Cluster
 from labkit.engine.apply import EngineTimings
-from labkit.errors import ApiError, LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.events import EventLog
 
 __all__ = ["ArgoSystem", "ArgoTimings", "IN_CLUSTER", "IN_CLUSTER_SERVER"]
 

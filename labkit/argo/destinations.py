@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from labkit.argo.api import ApplicationSpec
-from labkit.cluster import Cluster
-from labkit.errors import LabkitError
+from labkit.core.cluster import Cluster
+from labkit.core.errors import LabkitError
 
 __all__ = ["ClusterEntry", "Destinations", "IN_CLUSTER", "IN_CLUSTER_SERVER"]
 

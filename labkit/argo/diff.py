@@ -76,7 +76,7 @@ import yaml
 from labkit.argo.api import IgnoreDifference
 from labkit.argo.jqpath import compile_path, delete_paths, get_path, set_path
 from labkit.engine.normalize import changed_paths, parse_pointer
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "LAST_APPLIED_ANNOTATION",

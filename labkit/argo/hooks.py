@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "HOOK_ANNOTATION",

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["JqPath", "compile_path", "delete_paths", "get_path", "set_path"]
 

@@ -48,7 +48,7 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 from labkit.argo.hooks import validate_hook
-from labkit.errors import LabkitError, TemporaryError
+from labkit.core.errors import LabkitError, TemporaryError
 from labkit.gitops.render import RenderTimeoutError
 
 __all__ = ["RepoServer", "KUSTOMIZATION_FILES"]

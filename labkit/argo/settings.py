@@ -28,11 +28,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from labkit.argo.diff import system_ignore_rules
-from labkit.clock import rng_for
-from labkit.cluster import Cluster
+from labkit.core.clock import rng_for
+from labkit.core.cluster import Cluster
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 
 __all__ = ["ArgoTimings", "Settings", "ARGOCD_CM"]
 

@@ -16,7 +16,7 @@ This is the heart of an Argo CD *refresh* (``controller/state.go``
    carries *its own* tracking id — those are the ones that would be pruned.
 3. **Verdict.**  Per resource: ``Synced`` / ``OutOfSync`` (missing, differing
    per ``labkit.argo.diff``, or requiring pruning), and its health
-   (``labkit.health.argo_health``; kinds without a health check have none; a
+   (``labkit.core.health.argo_health``; kinds without a health check have none; a
    missing target is ``Missing``).  The Application is ``OutOfSync`` if any
    resource is, and its health is the worst of its resources' (resources that
    only await pruning do not count), in gitops-engine's order
@@ -36,8 +36,8 @@ from labkit.argo.diff import DiffResult, exact_diff, matching_rules, respect_ign
 from labkit.argo.hooks import hook_types, is_hook, is_skipped, validate_hook, RUN_PHASES
 from labkit.argo.tracking import owns, set_tracking
 from labkit.engine.ordering import sync_wave
-from labkit.errors import ApiError, TemporaryError
-from labkit.health import MISSING, Health, argo_has_health_check, argo_health, worst_health
+from labkit.core.errors import ApiError, TemporaryError
+from labkit.core.health import MISSING, Health, argo_has_health_check, argo_health, worst_health
 
 __all__ = ["ResKey", "res_key", "Target", "TargetSet", "ResourceStatus", "Comparison", "build_targets",
            "compare", "status_resources", "SYNCED", "OUT_OF_SYNC", "UNKNOWN"]

@@ -66,8 +66,8 @@ from labkit.argo.hooks import delete_policies, hook_name
 from labkit.argo.state import Comparison, ResKey, res_key
 from labkit.engine.apply import is_immutable_error
 from labkit.engine.ordering import ARGO_PHASE_ORDER, ArgoTask, argo_sort, sync_wave
-from labkit.errors import ApiError
-from labkit.health import DEGRADED, HEALTHY, PROGRESSING, SUSPENDED, UNKNOWN, argo_has_health_check, argo_health
+from labkit.core.errors import ApiError
+from labkit.core.health import DEGRADED, HEALTHY, PROGRESSING, SUSPENDED, UNKNOWN, argo_has_health_check, argo_health
 
 __all__ = ["SyncTask", "SyncContext", "SyncRun", "OperationResult", "DELETION_APPROVED_ANNOTATION"]
 

@@ -33,7 +33,7 @@ import json
 import re
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["render_template", "render_string", "sanitize_name", "TemplateError"]
 

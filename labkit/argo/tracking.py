@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["TRACKING_ANNOTATION", "TrackingId", "tracking_id", "parse_tracking_id", "app_of", "owns", "set_tracking"]
 

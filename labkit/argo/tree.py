@@ -36,8 +36,8 @@ import networkx as nx
 from labkit.argo.api import APPLICATION_KIND
 from labkit.argo.hooks import hook_types, is_hook
 from labkit.argo.tracking import app_of
-from labkit.errors import ApiError, LabkitError
-from labkit.health import argo_has_health_check, argo_health
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.health import argo_has_health_check, argo_health
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

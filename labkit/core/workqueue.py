@@ -33,16 +33,16 @@ A reconcile function says how it went, as controller-runtime's
   (a watch event, or an ``add_after`` the reconcile made itself);
 * return ``RequeueAfter(s)`` — success, come back after ``s`` virtual seconds
   (``0``: at once); the back-off is reset;
-* raise ``labkit.errors.RetryAfter(delay=s)`` — the same as ``RequeueAfter``, for
+* raise ``labkit.core.errors.RetryAfter(delay=s)`` — the same as ``RequeueAfter``, for
   code deep in a call stack (kopf's ``TemporaryError(delay=)`` that is not a
   failure);
-* raise a *temporary error* — ``labkit.errors.ApiError`` or
-  ``labkit.errors.TemporaryError`` (any class in the driver's ``retryable``):
+* raise a *temporary error* — ``labkit.core.errors.ApiError`` or
+  ``labkit.core.errors.TemporaryError`` (any class in the driver's ``retryable``):
   the failure is counted and the key comes back after the rate limiter's delay
   (``TemporaryError.delay`` when it gives one; with
   ``RateLimiter.honour_retry_after``, never sooner than an ``ApiError``'s
   ``Retry-After``);
-* raise ``labkit.errors.PermanentError`` — a failure that will recur until the
+* raise ``labkit.core.errors.PermanentError`` — a failure that will recur until the
   input changes: reported, the back-off reset, no requeue.
 
 Every failure (temporary or permanent) is handed to the driver's ``on_error``
@@ -109,7 +109,7 @@ from typing import Any, Callable, Generator, Hashable, Union
 
 import simpy
 
-from labkit.errors import ApiError, PermanentError, RetryAfter, TemporaryError
+from labkit.core.errors import ApiError, PermanentError, RetryAfter, TemporaryError
 
 __all__ = ["WorkQueue", "RateLimiter", "Done", "DONE", "RequeueAfter", "Outcome", "OneWorker", "PerKey",
            "ONE_WORKER", "Driver"]

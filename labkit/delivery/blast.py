@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 
 WRITE_VERBS = ("update", "patch", "delete")
 

@@ -33,7 +33,7 @@ deploys and restores.
 any change; ``fix_for`` draws it from a stream keyed by the original PR, so
 both models get the same fix.
 
-Times are virtual seconds since ``labkit.clock``'s epoch (2026-01-01T00:00:00Z,
+Times are virtual seconds since ``labkit.core.clock``'s epoch (2026-01-01T00:00:00Z,
 a Thursday); ``WorkCalendar`` maps working time onto it.
 """
 from __future__ import annotations
@@ -43,13 +43,13 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery.distributions import Dist
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 DAY = 86400.0
 HOUR = 3600.0
-#: labkit.clock's epoch, 2026-01-01, is a Thursday (Monday = 0).
+#: labkit.core.clock's epoch, 2026-01-01, is a Thursday (Monday = 0).
 EPOCH_WEEKDAY = 3
 
 

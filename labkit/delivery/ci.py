@@ -46,10 +46,10 @@ from typing import Any, Callable, Generator, Mapping, Sequence
 
 import simpy
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery.distributions import Dist
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 
 COMPONENT = "ci"
 

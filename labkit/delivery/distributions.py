@@ -19,7 +19,7 @@ reader can see exactly what was assumed.  Four shapes cover what the models need
 
 Any of them may carry ``"min"`` / ``"max"`` clamps.  A bare number is read as
 ``fixed``.  Draws always come from a ``random.Random`` the caller passes — one of
-``labkit.clock.rng_for``'s seeded streams — never from the global generator.
+``labkit.core.clock.rng_for``'s seeded streams — never from the global generator.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 SHAPES = ("fixed", "uniform", "lognormal", "exponential")
 

@@ -62,7 +62,7 @@ nearest DORA **2024** cluster on all four metrics (``labkit.delivery.tiers``).
 Differences from fourkeys, deliberately: the window is the run's observation
 window ``[start, end)`` rather than "the last three months up to today"
 (fourkeys also starts its day list the day *after* its first event); times are
-virtual seconds since ``labkit.clock``'s epoch (2026-01-01T00:00:00Z, a
+virtual seconds since ``labkit.core.clock``'s epoch (2026-01-01T00:00:00Z, a
 Thursday), mapped to calendar days for the week/month buckets.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from labkit.delivery.tiers import Classification, Clusters, classify
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 
 DAY = 86400.0
 HOUR = 3600.0

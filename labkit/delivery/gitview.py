@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import simpy
 
-from labkit.errors import TemporaryError
-from labkit.events import EventLog
+from labkit.core.errors import TemporaryError
+from labkit.core.events import EventLog
 from labkit.gitops.repo import EPOCH, ZERO_SHA, ManifestRepo, PushEvent
 
 COMPONENT = "git"

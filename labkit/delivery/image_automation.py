@@ -72,12 +72,12 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import simpy
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery.distributions import Dist
 from labkit.delivery.semver import parse_constraint, parse_version
-from labkit.duration import parse_duration
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.duration import parse_duration
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 
 REFLECTOR = "image-reflector-controller"
 AUTOMATION = "image-automation-controller"

@@ -1,7 +1,7 @@
 """Figures for the delivery scenarios: distributions, not just medians.
 
 Every function returns a matplotlib ``Figure`` with a title and labelled axes,
-ready for ``labkit.report.save_figure``.
+ready for ``labkit.core.report.save_figure``.
 """
 from __future__ import annotations
 

@@ -35,12 +35,12 @@ from typing import Any
 
 import simpy
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.delivery.fixture import ServiceFixture
 from labkit.delivery.gitview import TimedRemote
-from labkit.duration import format_duration
+from labkit.core.duration import format_duration
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.flux.system import FLUX_NAMESPACE, FluxSystem, FluxTimings
 
 WEBHOOK_TOKEN = "labkit-webhook-token"

@@ -31,7 +31,7 @@ from typing import Any, Generator, Iterable
 
 import simpy
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.delivery.ci import DeployStep
 from labkit.engine.apply import ApplyFailed, ApplyOptions, EngineTimings, apply_staged
 from labkit.engine.plan import DryRunFailed

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 
 __all__ = ["RBAC", "Request", "Authorizer", "AuthorizedCluster", "service_account_user", "resource_of",
            "forbidden_message"]

@@ -49,17 +49,17 @@ from typing import Any, Callable, Generator, Iterable, Sequence
 import pandas as pd
 import simpy
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery.ci import CIConfig, CISystem
 from labkit.delivery.distributions import Dist
 from labkit.delivery.fixture import ServiceFixture, ServiceSpec
 from labkit.delivery.pull import PullConfig, PullController
 from labkit.delivery.push import FIELD_MANAGER, deploy_step, rollback_stages
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 from labkit.flux.system import FluxTimings
-from labkit.health import kstatus
+from labkit.core.health import kstatus
 
 COMPONENT = "delivery"
 

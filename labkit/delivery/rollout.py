@@ -22,9 +22,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery.fixture import ServiceSpec, manifests
-from labkit.health import kstatus
+from labkit.core.health import kstatus
 
 _CACHE: dict[tuple[Any, ...], "RolloutModel"] = {}
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 from typing import Iterable
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 _STRICT = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"

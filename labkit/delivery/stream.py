@@ -73,7 +73,7 @@ from typing import Any, Iterable
 
 import simpy
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.delivery import dora
 from labkit.delivery.changes import Change, ChangeStream, fix_for
 from labkit.delivery.ci import CIConfig, CISystem
@@ -83,8 +83,8 @@ from labkit.delivery.image_automation import ImageTimings
 from labkit.delivery.push import FULL_PIPELINE, rollback_stages
 from labkit.delivery.rollout import RolloutModel
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 from labkit.flux.system import FluxTimings
 
 PULL_CI = ("checkout", "build", "test", "publish")

@@ -66,7 +66,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 DATA_FILE = "dora_2024.yaml"
 LOG_METRICS = ("lead_time_h", "deploys_per_day", "recovery_h")

@@ -2,7 +2,7 @@
 
 Like Flux's ``fluxcd/pkg/ssa`` (which knows nothing about Kustomizations), this
 package knows nothing about Flux or Argo CD objects; the two dialects are thin
-front-ends over it.  It talks to a cluster only through ``labkit.cluster.Cluster``
+front-ends over it.  It talks to a cluster only through ``labkit.core.cluster.Cluster``
 and imports only labkit's core modules (errors, events, clock, cluster, health,
 duration) — never ``labkit.sim``, so the same engine drives the embedded
 simulator and a real cluster.

@@ -40,13 +40,13 @@ from typing import Any, Generator, Iterable
 
 import simpy
 
-from labkit.cluster import Cluster, Obj
+from labkit.core.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.normalize import IgnoreRule
 from labkit.engine.ordering import flux_stages, is_crd, is_namespace
 from labkit.engine.plan import DryRunFailed, Plan, PlanEntry, plan
 from labkit.engine.policy import Policy
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 
 
 @dataclass

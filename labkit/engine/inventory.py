@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from labkit.engine.changeset import ChangeSet
 from labkit.engine.objectid import ObjectId, object_id, parse_object_id, split_api_version
 from labkit.engine.ordering import flux_sort_key
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "ObjectId",

@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "SERVER_METADATA_FIELDS",

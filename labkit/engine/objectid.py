@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["ObjectId", "object_id", "parse_object_id", "split_api_version"]
 

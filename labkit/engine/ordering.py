@@ -59,7 +59,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "STAGE_CLUSTER_DEFINITIONS",

@@ -38,11 +38,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from labkit.cluster import Cluster, Obj
+from labkit.core.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry, subject_of
 from labkit.engine.normalize import IgnoreRule, apply_ignore, changed_paths
 from labkit.engine.policy import Policy, annotation
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 
 __all__ = ["PlanEntry", "Plan", "DryRunFailed", "dry_run_message", "comparable", "annotation", "check_shape", "plan"]
 

@@ -24,12 +24,12 @@ from typing import Any, Generator, Iterable, Mapping
 
 import simpy
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.engine.apply import EngineTimings, seam_latency
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.inventory import InventoryEntry
 from labkit.engine.ordering import flux_sort_key
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 
 
 @dataclass

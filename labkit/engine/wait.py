@@ -1,6 +1,6 @@
 """Health: wait until applied objects are ready, the way Flux's kstatus poller does.
 
-``wait_for_set`` polls every object's kstatus (``labkit.health.kstatus``) every
+``wait_for_set`` polls every object's kstatus (``labkit.core.health.kstatus``) every
 ``interval`` seconds until all are ``Current`` (success), one is ``Failed`` and
 ``fail_fast`` is on (a stalled rollout such as ``ProgressDeadlineExceeded``), or
 the timeout passes.  The failure messages are Flux's:
@@ -22,12 +22,12 @@ from typing import Any, Generator, Iterable
 
 import simpy
 
-from labkit.cluster import Cluster, Obj
-from labkit.duration import format_duration
+from labkit.core.cluster import Cluster, Obj
+from labkit.core.duration import format_duration
 from labkit.engine.apply import seam_latency
 from labkit.engine.changeset import subject_of
-from labkit.errors import ApiError
-from labkit.health import kstatus
+from labkit.core.errors import ApiError
+from labkit.core.health import kstatus
 
 
 @dataclass

@@ -20,7 +20,7 @@ The fault seam
 Faults are injected where the engine meets the outside world, never inside it:
 
 * ``FaultyCluster(inner, plan, rng)`` (``labkit.faults.cluster``) implements
-  the ``labkit.cluster.Cluster`` seam over any other implementation and turns
+  the ``labkit.core.cluster.Cluster`` seam over any other implementation and turns
   calls into ``ApiError``\\ s in the API server's own words — 500
   ``InternalError``, 503 ``ServiceUnavailable``, 429 ``TooManyRequests`` with
   ``Retry-After``, 409 ``Conflict``, 504 ``Timeout`` (optionally after the

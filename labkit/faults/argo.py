@@ -65,11 +65,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from labkit.argo.fleetrepo import FLEET_NS, applicationset_yaml, service_files, service_name
-from labkit.cluster import Cluster, Obj
-from labkit.clock import rng_for
+from labkit.core.cluster import Cluster, Obj
+from labkit.core.clock import rng_for
 from labkit.engine.apply import EngineTimings
 from labkit.engine.inventory import ObjectId
-from labkit.events import key_of
+from labkit.core.events import key_of
 from labkit.faults import invariants as inv
 from labkit.faults.cluster import AuditCluster, FaultyCluster, SeamWrite
 from labkit.faults.git import FaultyRemote
@@ -154,7 +154,7 @@ class ArgoDialect:
 def deletes_named_themselves(deletes: Iterable[SeamWrite]) -> list[str]:
     """Every delete hit an object whose tracking id names *that* object (not an id copied from another)."""
     from labkit.argo.tracking import TRACKING_ANNOTATION, parse_tracking_id
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     out = []
     for w in deletes:

@@ -1,6 +1,6 @@
 """Fault injection and auditing at the ``Cluster`` seam.
 
-``FaultyCluster(inner, plan, rng)`` implements ``labkit.cluster.Cluster`` by
+``FaultyCluster(inner, plan, rng)`` implements ``labkit.core.cluster.Cluster`` by
 delegating every call to ``inner`` — the embedded simulator, a real cluster
 behind the official client, or another wrapper — after asking the
 ``FaultPlan`` whether this call should fail.  Because it only speaks the seam,
@@ -10,7 +10,7 @@ cannot tell an injected ``503`` from a real one.
 What a failing call looks like
 ==============================
 
-Errors are ``labkit.errors.ApiError`` in the API server's own words, so the
+Errors are ``labkit.core.errors.ApiError`` in the API server's own words, so the
 engine's handling is exercised exactly as a real failure would exercise it:
 
 * ``internal``    — ``InternalError`` 500, ``Internal error occurred: etcdserver: leader changed``;
@@ -66,9 +66,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from labkit.cluster import Cluster, Obj
-from labkit.errors import ApiError, qualified_resource
-from labkit.events import object_key
+from labkit.core.cluster import Cluster, Obj
+from labkit.core.errors import ApiError, qualified_resource
+from labkit.core.events import object_key
 from labkit.faults.plan import Fault, FaultPlan
 
 __all__ = ["FaultyCluster", "AuditCluster", "SeamWrite", "injected_error"]

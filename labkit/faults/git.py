@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import simpy
 
-from labkit.errors import TemporaryError
+from labkit.core.errors import TemporaryError
 from labkit.faults.plan import FaultPlan
 
 __all__ = ["FaultyRemote", "schedule_outage"]

@@ -48,9 +48,9 @@ import base64
 import json
 from typing import Any, Iterable, Mapping, Protocol
 
-from labkit.cluster import Cluster, Obj
+from labkit.core.cluster import Cluster, Obj
 from labkit.engine.inventory import object_id
-from labkit.events import EventLog, key_of
+from labkit.core.events import EventLog, key_of
 
 __all__ = [
     "Dialect",

@@ -60,7 +60,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 
 __all__ = ["API_KINDS", "GIT_KINDS", "RENDER_KINDS", "FAULT_KINDS", "Fault", "FaultPlan", "Injection", "target_of"]
 

@@ -61,10 +61,10 @@ from typing import Any, Mapping, Union
 
 import yaml
 
-from labkit.clock import rng_for
+from labkit.core.clock import rng_for
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import key_of
+from labkit.core.errors import LabkitError
+from labkit.core.events import key_of
 from labkit.faults import invariants as inv
 from labkit.faults.cluster import AuditCluster, FaultyCluster
 from labkit.faults.git import FaultyRemote

@@ -63,10 +63,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from labkit.duration import FLUX_DURATION_PATTERN, FLUX_GIT_TIMEOUT_PATTERN, parse_duration
+from labkit.core.duration import FLUX_DURATION_PATTERN, FLUX_GIT_TIMEOUT_PATTERN, parse_duration
 from labkit.engine.normalize import IgnoreRule, Selector
-from labkit.errors import LabkitError
-from labkit.specreader import SpecReader, show
+from labkit.core.errors import LabkitError
+from labkit.core.specreader import SpecReader, show
 
 __all__ = [
     "SOURCE_API_VERSION",

@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.engine.plan import check_shape
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.flux.policy import NAME_LABEL, NAMESPACE_LABEL
 from labkit.gitops.render import Renderer
 from labkit.gitops.substitute import collect_variables, substitute

@@ -67,14 +67,14 @@ from pathlib import Path
 from typing import Any, Generator
 
 from labkit.core.workqueue import DONE, Outcome, RequeueAfter
-from labkit.duration import format_duration
+from labkit.core.duration import format_duration
 from labkit.engine.apply import ApplyFailed, ApplyOptions, ApplyResult, apply_staged
 from labkit.engine.changeset import Action
 from labkit.engine.inventory import Inventory, InventoryEntry
 from labkit.engine.plan import DryRunFailed
 from labkit.engine.prune import prune
 from labkit.engine.wait import wait_for_set
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
 from labkit.flux.build import build_objects, own_objects

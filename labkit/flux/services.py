@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import simpy
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops.render import Renderer
 
 

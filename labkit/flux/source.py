@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Generator
 
 from labkit.core.workqueue import DONE, Outcome, RequeueAfter
-from labkit.duration import format_duration
-from labkit.errors import LabkitError, TemporaryError
+from labkit.core.duration import format_duration
+from labkit.core.errors import LabkitError, TemporaryError
 from labkit.flux import conditions as C
 from labkit.flux.api import GitRepositorySpec
 from labkit.flux.services import FluxServices

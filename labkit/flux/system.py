@@ -58,12 +58,12 @@ from typing import Any, Callable, Iterable
 import simpy
 import yaml
 
-from labkit import clock as clocks
-from labkit.cluster import Cluster
+from labkit.core import clock as clocks
+from labkit.core.cluster import Cluster
 from labkit.core.workqueue import Driver, PerKey, RateLimiter
 from labkit.engine.apply import EngineTimings, seam_latency
-from labkit.errors import ApiError, LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.events import EventLog
 from labkit.flux import kustomize as ks_mod
 from labkit.flux import source as src_mod
 from labkit.flux.api import GitRepositorySpec, KustomizationSpec, parse_flux_object

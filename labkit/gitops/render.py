@@ -133,7 +133,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops import sandbox
 from labkit.gitops.sandbox import RemoteRefused, check_remote
 from labkit.gitops.yamlbounds import YamlLimitError, read_yaml_file, scan_limits

@@ -39,7 +39,7 @@ Virtual time and reproducible SHAs
 
 A commit's SHA-1 covers its tree, parents, author, committer, both dates and
 the message.  Every write takes ``when`` -- seconds of virtual time -- and
-stores ``EPOCH + int(when)`` (``EPOCH`` is 2026-01-01T00:00:00Z, ``labkit.clock.EPOCH_UNIX``) with a
+stores ``EPOCH + int(when)`` (``EPOCH`` is 2026-01-01T00:00:00Z, ``labkit.core.clock.EPOCH_UNIX``) with a
 ``+0000`` offset as both author and committer date.  Identities are explicit
 (``"alice"`` becomes ``alice <alice@labkit.local>``), messages are normalised
 like ``git commit`` does (one trailing newline), and every git process runs
@@ -77,7 +77,7 @@ Revisions for controllers
 ``resolve(ref)`` turns a branch, tag (peeled) or (abbreviated) commit into a
 SHA; ``fetch(ref)`` is what a source controller calls: the same, but an
 unreachable remote (``repo.available = False`` or the bare repository gone)
-raises ``labkit.errors.TemporaryError`` with reason ``GitOperationFailed`` as
+raises ``labkit.core.errors.TemporaryError`` with reason ``GitOperationFailed`` as
 source-controller reports it.  ``available`` models the network between the
 remote and its consumers: clones cannot clone, fetch, pull or push either,
 while repository-level writes (the hosting side: web merges, bots) go on.  ``checkout_tree(sha, dest)`` exports one
@@ -128,9 +128,9 @@ from git.objects.fun import traverse_tree_recursive
 from gitdb import exc as gitdb_exc
 from gitdb.base import IStream
 
-from labkit.clock import EPOCH_UNIX
-from labkit.errors import LabkitError, TemporaryError
-from labkit.events import EventLog
+from labkit.core.clock import EPOCH_UNIX
+from labkit.core.errors import LabkitError, TemporaryError
+from labkit.core.events import EventLog
 
 __all__ = [
     "DEFAULT_BRANCH",

@@ -58,7 +58,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["MAX_READ_BYTES", "available", "can_jail", "status", "jail_argv", "check_remote", "read_confined",
            "inside", "RemoteRefused"]

@@ -140,7 +140,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.globmatch import Glob, compile_go_glob
 from labkit.gitops.render import JsonLoader
 

@@ -60,7 +60,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 
 __all__ = [
     "EVENT_HEADER",

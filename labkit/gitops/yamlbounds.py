@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.yamlload import MAX_ALIAS_EXPANSION, JsonLoader
 
 __all__ = [

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.kube import versions
 from labkit.kube.versions import (ETCD, GO_MIN, KUBERNETES, KUBERNETES_VERSION, KWOK, KWOK_VERSION, METRICS_SERVER,
                                   METRICS_SERVER_VERSION, PINS, STAGING_VERSION, Pin, version_tuple)

@@ -1,9 +1,9 @@
 """``KubeCluster``: the ``Cluster`` seam over a real API server, through the official client.
 
 The GitOps engine (``labkit.engine``) and the Flux dialect (``labkit.flux``) talk to
-"a cluster" only through ``labkit.cluster.Cluster``: get, list, server-side apply,
+"a cluster" only through ``labkit.core.cluster.Cluster``: get, list, server-side apply,
 update, delete, ``is_namespaced`` and ``patch_status``, plain dicts in and out, and
-``labkit.errors.ApiError`` for every refusal.  The embedded simulator implements that
+``labkit.core.errors.ApiError`` for every refusal.  The embedded simulator implements that
 seam in-process; this module implements it against any kubeconfig context — the local
 control plane built from source (``labkit.kube.controlplane``), a kind cluster
 (``labkit.kube.kind``), or a cluster somebody already runs.
@@ -41,7 +41,7 @@ memoised here per kind).  Then:
 Errors
 ------
 Every ``ApiException`` (and the dynamic client's subclasses) is translated by
-``api_error`` into ``labkit.errors.ApiError`` carrying the ``Status`` body's own
+``api_error`` into ``labkit.core.errors.ApiError`` carrying the ``Status`` body's own
 ``reason``, ``code``, ``message`` and ``details`` unchanged — the engine matches on
 them (``is_immutable_error``, conflict handling) and shows the messages verbatim, just
 as Flux does.  ``Retry-After`` on a 429 (or ``details.retryAfterSeconds``) becomes
@@ -64,7 +64,7 @@ threads.
 
 Reads return fresh dicts decoded from JSON, so mutating them never touches anything
 shared.  Time is not part of the seam: against a real cluster the engine runs on
-``labkit.clock.realtime()``.
+``labkit.core.clock.realtime()``.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from labkit.errors import _CODES, ApiError
+from labkit.core.errors import _CODES, ApiError
 
 Obj = dict[str, Any]
 
@@ -195,7 +195,7 @@ class KubeCluster:
             try:
                 api_client = kconfig.new_client_from_config(config_file=path, context=context)
             except kconfig.ConfigException as err:
-                from labkit.errors import LabkitError
+                from labkit.core.errors import LabkitError
 
                 raise LabkitError(f"cannot load kubeconfig context {context or '(current)'}: {err}",
                                   file=path) from None
@@ -500,7 +500,7 @@ class KubeCluster:
         (a Deployment's status) makes it a 409; like client-go's ``RetryOnConflict`` the
         read-mutate-write is repeated (up to 5 times) on that optimistic-concurrency conflict.
         """
-        from labkit.cluster import edit
+        from labkit.core.cluster import edit
 
         return edit(self, api_version, kind, name, namespace, mutate, field_manager=field_manager)
 

@@ -122,7 +122,7 @@ from typing import Any, Callable
 
 import yaml
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.kube import build as kbuild
 from labkit.kube.stages import StageOptions, stages_yaml
 

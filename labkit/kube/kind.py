@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.kube import build as kbuild
 
 DEFAULT_NAME = "labkit"

@@ -54,8 +54,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from labkit.errors import ApiError
-from labkit.events import EventLog, object_key
+from labkit.core.errors import ApiError
+from labkit.core.events import EventLog, object_key
 
 __all__ = ["LoadDriver", "FIELD_MANAGER", "USAGE_CPU_ANNOTATION", "pod_is_ready", "selector_matches",
            "format_millicores"]
@@ -127,7 +127,7 @@ class LoadDriver:
     def __init__(self, cluster: Any, model: Any, env: Any, *, period: float = 2.0, log: EventLog | None = None,
                  api_version: str = "apps/v1", kind: str = "Deployment", field_manager: str = FIELD_MANAGER):
         if period <= 0:
-            from labkit.errors import LabkitError
+            from labkit.core.errors import LabkitError
 
             raise LabkitError(f"the load driver's period must be positive, got {period}", field="period")
         self.cluster = cluster

@@ -17,7 +17,7 @@ a kubeconfig file and a context in it — before a ``KubeCluster`` can be built:
 anything else
     a context of ``$KUBECONFIG`` / ``~/.kube/config``.
 
-This used to be written twice, once for notebooks (``labkit.scenarios.target``)
+This used to be written twice, once for notebooks (``labkit.scenarios.backend``)
 and once for the client (``labkit.kube.client.connect``), with diverging messages;
 it lives here, in the kube layer, above the client and the control plane and below
 everything that runs scenarios.  The client knows nothing about control planes
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 
 __all__ = ["SIM", "KINDS", "FIELD", "RealTarget", "kind_of", "is_real", "resolve", "connect"]
 

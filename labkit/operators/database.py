@@ -74,9 +74,9 @@ from typing import Any
 
 import simpy
 
-from labkit.clock import timestamp
-from labkit.errors import ApiError
-from labkit.events import object_key
+from labkit.core.clock import timestamp
+from labkit.core.errors import ApiError
+from labkit.core.events import object_key
 
 __all__ = ["GROUP", "VERSION", "API_VERSION", "KIND", "FINALIZER", "COMPONENT", "database_crd", "DatabaseOperator",
            "database_manifest"]

@@ -42,7 +42,7 @@ prints them.  ``sync_now(name)`` is ``flux reconcile kustomization`` or
 The lab never decides an outcome: everything a scenario measures comes from
 the controllers acting on what is in git and in the cluster.
 
-``cluster`` (the notebooks' parameter, ``labkit.scenarios.target``) other than
+``cluster`` (the notebooks' parameter, ``labkit.scenarios.backend``) other than
 ``sim`` puts the lab on a real cluster: the wall clock, a ``KubeCluster`` bound to
 it (so Argo CD, Flux and in-process operators get watch events), seen through a
 ``NamespacedCluster`` (the lab's namespaces carry a unique prefix and are deleted by
@@ -64,16 +64,16 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim.cluster import SimCluster
 from labkit.sim.load import LoadModel
 from labkit.sim.registry import ImageRegistry
 from labkit.sim.timings import Timings
-from labkit.scenarios import target as targets
+from labkit.scenarios import backend as targets
 from labkit.scenarios.isolation import RUN_LABEL, NamespacedCluster
 from labkit.scenarios.lab import REAL_ENGINE_TIMINGS, REAL_FLUX_TIMINGS, REAL_POLL_INTERVAL, LabClock
 

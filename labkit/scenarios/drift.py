@@ -35,8 +35,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.clock import rng_for
-from labkit.duration import parse_duration
+from labkit.core.clock import rng_for
+from labkit.core.duration import parse_duration
 from labkit.engine.changeset import Action
 from labkit.gitops.repo import set_image_in_kustomization  # noqa: F401  (re-exported for notebooks)
 from labkit.scenarios.lab import PODINFO, FleetLab
@@ -86,7 +86,7 @@ class DriftResult:
 def run_drift(*, seed: int = 0, drift_correction: bool = True, commit_hotfix: bool = False, interval: str = "10m",
               hotfix_at_s: float = 7200.0, oncall_jitter_s: float = 600.0, deploy_at_s: float = 32400.0,
               after_deploy_s: float = 600.0, report_every_s: float = 900.0, cluster: str = "sim") -> DriftResult:
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     if deploy_at_s <= hotfix_at_s + oncall_jitter_s:
         raise LabkitError(f"the planned deploy ({deploy_at_s} s) must come after the hotfix "

@@ -40,8 +40,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from labkit.events import EventLog
-from labkit.health import kstatus
+from labkit.core.events import EventLog
+from labkit.core.health import kstatus
 from labkit.scenarios import explorer_panels as P
 from labkit.scenarios.explorer_labs import (Control, Driver, FluxTarget, Toggle, WebhookSwitch, _ignore_errors,
                                             _status_line, workload_html)
@@ -131,7 +131,7 @@ class DeliveryDriver(Driver):
     title = "Push versus pull, one service"
 
     def __init__(self, params: Any, *, seed: int = 0, scenario: str = "rollback"):
-        from labkit import clock as clocks
+        from labkit.core import clock as clocks
         from labkit.delivery.ci import CISystem
         from labkit.delivery.fixture import ServiceFixture
         from labkit.delivery.pull import PullController

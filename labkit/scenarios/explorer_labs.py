@@ -37,8 +37,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from labkit.events import Event, EventLog
-from labkit.health import kstatus
+from labkit.core.events import Event, EventLog
+from labkit.core.health import kstatus
 from labkit.scenarios import explorer_panels as P
 
 __all__ = ["Control", "Toggle", "Driver", "FluxTarget", "ArgoTarget", "FleetDriver", "AppDriver", "HpaDriver",

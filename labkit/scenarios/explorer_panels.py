@@ -29,7 +29,7 @@ can be tested and benchmarked on its own:
   actor (git, webhook, the GitOps controllers, the workload controllers, people),
   drawn as inline SVG, so a refresh costs microseconds, not a matplotlib figure.
 
-Every function reads plain dicts and ``labkit.events.Event`` records, the same
+Every function reads plain dicts and ``labkit.core.events.Event`` records, the same
 data the scenarios' metrics come from.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from labkit.events import Event
+from labkit.core.events import Event
 from labkit.sim import fieldset
 
 __all__ = ["FieldRow", "ObjectPlan", "field_plan", "owners_of_paths", "owners_table", "plan_html",

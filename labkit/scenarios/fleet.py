@@ -120,7 +120,7 @@ import yaml
 
 from labkit.argo.fleetrepo import (APP_API, FLEET_NS, IMAGE_PREFIX, app_template, applicationset_yaml, service_files,
                                 service_name)
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.repo import ManifestRepo
 from labkit.scenarios.applab import AppLab, yaml_docs
 

@@ -99,8 +99,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.errors import ApiError, LabkitError
-from labkit.events import Event
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.events import Event
 from labkit.scenarios.applab import AppLab, Target, check_dialect, yaml_docs
 from labkit.sim.load import LoadModel, Spike
 from labkit.sim.registry import ImageRegistry
@@ -344,7 +344,7 @@ def run_hpa_conflict(
 ) -> HpaResult:
     """Run the scenario once (see the module docstring) and return the result.
 
-    ``cluster`` other than ``sim`` runs it on a real cluster (``labkit.scenarios.target``), in
+    ``cluster`` other than ``sim`` runs it on a real cluster (``labkit.scenarios.backend``), in
     wall time: the HPA is the controller manager's, reading metrics-server, and the spike is
     played through KWOK's per-pod CPU usage by a ``labkit.kube.loaddriver.LoadDriver`` (every
     ``load_period_s`` seconds, the demand shared among the ready pods as on the simulator).

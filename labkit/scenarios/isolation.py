@@ -43,8 +43,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
-from labkit.errors import ApiError
-from labkit.events import EventLog, object_key
+from labkit.core.errors import ApiError
+from labkit.core.events import EventLog, object_key
 
 Obj = dict[str, Any]
 
@@ -244,7 +244,7 @@ class NamespacedCluster:
     def kubectl_edit(self, api_version: str, kind: str, name: str, namespace: str | None,
                      mutate: Callable[[Obj], None], *, field_manager: str = "kubectl-edit") -> Obj:
         """``kubectl edit``: read, mutate, write back as an Update (retried on a resourceVersion conflict)."""
-        from labkit.cluster import edit
+        from labkit.core.cluster import edit
 
         return edit(self, api_version, kind, name, namespace, mutate, field_manager=field_manager)
 

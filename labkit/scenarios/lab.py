@@ -16,7 +16,7 @@ environment); the repository's events (commits, pushes) go to ``lab.git_log``.
 the scenarios derive every metric.
 
 ``cluster`` (the notebooks' parameter) picks where the environments live
-(``labkit.scenarios.target``).  ``sim`` is the above.  Anything else is a real
+(``labkit.scenarios.backend``).  ``sim`` is the above.  Anything else is a real
 cluster: the lab's clock is the wall clock, each environment is a
 ``NamespacedCluster`` — a namespace-prefixed slice of the one real cluster (staging
 and prod side by side, isolated from every other run) — and the cluster's own
@@ -39,15 +39,15 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 import yaml
 
-from labkit import clock as clocks
+from labkit.core import clock as clocks
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.flux.system import FluxSystem, FluxTimings
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim.cluster import SimCluster
 from labkit.sim.registry import ImageRegistry
 from labkit.sim.timings import Timings
-from labkit.scenarios import target as targets
+from labkit.scenarios import backend as targets
 from labkit.scenarios.isolation import NamespacedCluster
 
 REPO_URL = "https://github.com/labkit/fleet"
@@ -221,7 +221,7 @@ class FleetLab(LabClock):
         Returns the commit, or None when git already has that duration (no commit: the
         repository's history stays the sample fleet's own).
         """
-        from labkit.duration import parse_duration
+        from labkit.core.duration import parse_duration
 
         text = self.repo.read(path)
         parts = text.split("\n---\n")

@@ -82,7 +82,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.scenarios.applab import AppLab, Target, yaml_docs
 from labkit.sim.registry import ImageRegistry, RunContext
 
@@ -199,7 +199,7 @@ class MigrationImage:
         return self.data_dir / name
 
     def __call__(self, ctx: RunContext) -> tuple[int, str]:
-        from labkit.clock import timestamp
+        from labkit.core.clock import timestamp
 
         runner = VersionedRunner() if ctx.args[:2] == VERSIONED_ARGS else RawRunner()
         db = self.database(ctx)

@@ -160,8 +160,8 @@ class PromotionResult:
 def run_promotion(*, seed: int = 0, good_tag: str = "6.5.1", bad_tag: str = "6.5.99", observe_s: float = 900.0,
                   webhook: bool = True, health_timeout: str = "5m", pause_s: float = 30.0,
                   cluster: str = "sim") -> PromotionResult:
-    from labkit.duration import parse_duration
-    from labkit.errors import LabkitError
+    from labkit.core.duration import parse_duration
+    from labkit.core.errors import LabkitError
 
     timeout_s = max(parse_duration(health_timeout, field="health_timeout"), 30.0)  # GetTimeout's floor
     if observe_s <= timeout_s:

@@ -51,10 +51,10 @@ from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import yaml
 
-from labkit.clock import rng_for
-from labkit.duration import parse_duration
+from labkit.core.clock import rng_for
+from labkit.core.duration import parse_duration
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.flux.system import FluxSystem, FluxTimings
 from labkit.gitops.repo import ManifestRepo
 from labkit.secrets import external as ext

@@ -59,7 +59,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.operators.database import API_VERSION as DB_API
 from labkit.operators.database import KIND as DB_KIND
 from labkit.operators.database import DatabaseOperator, database_manifest
@@ -245,7 +245,7 @@ def _stories(lab: AppLab, dialect: str, deletion_policy: str, pause_s: float,
              retry_limit: int | None) -> StatefulResult:
     if lab.real:
         from labkit.operators.database import database_crd
-        from labkit.scenarios.target import ensure_kinds
+        from labkit.scenarios.backend import ensure_kinds
 
         ensure_kinds(lab.kube, [database_crd()])  # served before the operator starts watching it
         _provide_volumes(lab)

@@ -27,7 +27,7 @@ fleet (``FleetLab``) on the embedded simulator:
 Nothing here is a constant: change the poll interval, the seed or the number of
 commits and every figure moves with the mechanisms.
 
-On a real cluster (``cluster`` other than ``sim``, see ``labkit.scenarios.target``)
+On a real cluster (``cluster`` other than ``sim``, see ``labkit.scenarios.backend``)
 the same code runs on the wall clock against the real API server, with the real
 Deployment controller and KWOK's kubelets doing the rollout; ``commit_gap_s`` (the
 developer's think time) and ``apps_interval_s`` (how long until the periodic no-op
@@ -43,8 +43,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.clock import rng_for
-from labkit.duration import format_duration
+from labkit.core.clock import rng_for
+from labkit.core.duration import format_duration
 from labkit.scenarios.lab import PODINFO_TAGS, FleetLab
 
 STAGES = ("fetch", "build", "plan", "apply", "prune", "health")
@@ -184,7 +184,7 @@ def run_tour(*, seed: int = 0, poll_interval_s: float = 60.0, commits: int = 5,
 
 
 def _gap(commit_gap_s: tuple[float, float] | list[float]) -> tuple[float, float]:
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     values = [float(v) for v in commit_gap_s]
     if len(values) != 2 or values[0] < 0 or values[0] > values[1]:

@@ -28,11 +28,11 @@ answers the ecosystem gives, plus the guard that keeps the fourth answer —
     The kubelet's view of a missing Secret at container start
     (``CreateContainerConfigError``), for the simulator's kubelet hook.
 
-Layering: this package imports the core (``labkit.errors``, ``events``,
+Layering: this package imports the core (``labkit.core.errors``, ``events``,
 ``clock``, ``cluster``) and the simulator's work queue
-(``labkit.sim.controllers.workqueue``) for its operators, which run as SimPy
+(``labkit.core.workqueue``) for its operators, which run as SimPy
 processes like the built-in controllers.  The operators reach the cluster only
-through the ``labkit.cluster`` seam (get, list, create, update, patch_status,
+through the ``labkit.core.cluster`` seam (get, list, create, update, patch_status,
 watch), never a backend's store, so they run on ``SimCluster`` and on a real
 API server (``KubeCluster`` bound to a clock) alike; the Flux dialect imports
 ``labkit.secrets.sops``.  No secret value is ever written to the event log,

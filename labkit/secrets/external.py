@@ -95,10 +95,10 @@ from typing import Any, Mapping, Protocol
 
 import simpy
 
-from labkit.clock import rng_for, timestamp
-from labkit.duration import parse_duration
-from labkit.errors import ApiError, LabkitError
-from labkit.events import EventLog, object_key
+from labkit.core.clock import parse_time, rng_for, timestamp
+from labkit.core.duration import parse_duration
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.events import EventLog, object_key
 
 __all__ = [
     "GROUP", "API_VERSION", "SecretsManagerError", "SecretVersion", "SecretsManager", "SecretsBackend",
@@ -406,7 +406,7 @@ class ExternalSecretsOperator:
     """ESO's ExternalSecret and SecretStore reconcilers (see the module docstring).
 
     Like the sealed-secrets controller it talks to the cluster only through the
-    ``labkit.cluster`` seam (get, list, create, update, patch_status, watch), so it
+    ``labkit.core.cluster`` seam (get, list, create, update, patch_status, watch), so it
     runs on the simulator and on a real API server alike; time and events come
     from ``env`` / ``log`` (default: the cluster's own).  Like controller-runtime's
     informers, the SecretStores and the ExternalSecrets' target names are read
@@ -418,7 +418,7 @@ class ExternalSecretsOperator:
 
     def __init__(self, cluster: Any, backend: SecretsBackend, *, env: simpy.Environment | None = None,
                  log: Any = None):
-        from labkit.sim.controllers.workqueue import WorkQueue
+        from labkit.core.workqueue import WorkQueue
 
         self.cluster = cluster
         self.env: simpy.Environment = env if env is not None else cluster.env
@@ -536,8 +536,6 @@ class ExternalSecretsOperator:
 
     def sync(self, key: tuple[str, str]) -> float | None:
         """One reconcile of an ExternalSecret; returns the requeue delay (None: no requeue)."""
-        from labkit.sim.controllers.common import parse_time
-
         es = self.cluster.get(API_VERSION, "ExternalSecret", key[1], key[0])
         if es is None or es["metadata"].get("deletionTimestamp"):
             return None

@@ -74,7 +74,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["Finding", "PlaintextSecretRefused", "check_changes", "check_text", "guarded_commit", "GuardedRepo",
            "guarded_working_copy_commit", "scan_history"]

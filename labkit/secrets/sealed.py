@@ -107,9 +107,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from labkit.clock import EPOCH_UNIX
-from labkit.errors import ApiError, LabkitError
-from labkit.events import object_key
+from labkit.core.clock import EPOCH_UNIX
+from labkit.core.errors import ApiError, LabkitError
+from labkit.core.events import object_key
 
 __all__ = [
     "API_VERSION", "GROUP", "KIND", "CLUSTER_WIDE_ANNOTATION", "NAMESPACE_WIDE_ANNOTATION", "MANAGED_ANNOTATION",
@@ -399,7 +399,7 @@ def sealed_secret_crd() -> dict[str, Any]:
 # ------------------------------------------------------------------ the controller
 
 def _iso(seconds: float) -> str:
-    from labkit.clock import timestamp
+    from labkit.core.clock import timestamp
 
     return timestamp(seconds)
 
@@ -410,7 +410,7 @@ class SealedSecretsController:
     Built by ``install_sealed_secrets``; runs its work queue and its key-renewal
     job as SimPy processes on ``env`` (default ``cluster.env``) and records to
     ``log`` (default ``cluster.log``).  It reads and writes only through the
-    ``labkit.cluster`` seam — get, list, create, update, patch_status, watch — so
+    ``labkit.core.cluster`` seam — get, list, create, update, patch_status, watch — so
     the same controller runs in the simulator and against a real API server
     (a ``KubeCluster`` bound to a clock).
     """
@@ -420,7 +420,7 @@ class SealedSecretsController:
     def __init__(self, cluster: Any, *, key_bits: int = DEFAULT_KEY_BITS,
                  key_renew_period: float = DEFAULT_RENEW_PERIOD, namespace: str = CONTROLLER_NAMESPACE,
                  update_status: bool = True, env: simpy.Environment | None = None, log: Any = None):
-        from labkit.sim.controllers.workqueue import WorkQueue
+        from labkit.core.workqueue import WorkQueue
 
         self.cluster = cluster
         self.env: simpy.Environment = env if env is not None else cluster.env

@@ -77,7 +77,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.gitops import sandbox
 
 __all__ = [

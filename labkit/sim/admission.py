@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any
 
-from labkit.errors import ApiError, FieldCause, invalid
+from labkit.core.errors import ApiError, FieldCause, invalid
 from labkit.sim.kinds import KindInfo
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

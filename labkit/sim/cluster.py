@@ -4,7 +4,7 @@ A ``SimCluster`` bundles one virtual clock (a SimPy environment), one event log,
 the API store (``labkit.sim.store.ApiStore``) and the controllers that run as clock
 processes (Deployment, ReplicaSet, Pod lifecycle/kubelet, HPA, Job,
 StatefulSet ...; see ``labkit.sim.controllers``).  It implements
-``labkit.cluster.Cluster`` by delegating to the store, so the GitOps engine talks
+``labkit.core.cluster.Cluster`` by delegating to the store, so the GitOps engine talks
 to it exactly as it talks to a real cluster.
 
 Beyond the seam it offers what a lab needs and a real cluster gives through
@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 import simpy
 
-from labkit import clock as clocks
-from labkit.events import EventLog
+from labkit.core import clock as clocks
+from labkit.core.events import EventLog
 from labkit.sim import fieldset
 from labkit.sim.load import LoadModel
 from labkit.sim.registry import ImageRegistry
@@ -107,7 +107,7 @@ class SimCluster:
         """Read, mutate in place with ``mutate(obj)``, write back as an Update (like ``kubectl edit``)."""
         obj = self.store.get(api_version, kind, name, namespace)
         if obj is None:
-            from labkit.errors import not_found
+            from labkit.core.errors import not_found
 
             raise not_found(api_version, kind, name)
         obj["metadata"].pop("managedFields", None)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 
 META = ("apiVersion", "kind", "metadata")
 

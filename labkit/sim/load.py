@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 Profile = Callable[[float], float]
 _MASK = (1 << 64) - 1

@@ -42,7 +42,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 @dataclass

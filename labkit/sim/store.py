@@ -59,9 +59,9 @@ from typing import Any, Callable, Iterable
 
 import simpy
 
-from labkit.clock import rng_for, timestamp
-from labkit.errors import ApiError, already_exists, conflict, not_found, qualified_resource
-from labkit.events import EventLog, object_key
+from labkit.core.clock import rng_for, timestamp
+from labkit.core.errors import ApiError, already_exists, conflict, not_found, qualified_resource
+from labkit.core.events import EventLog, object_key
 from labkit.sim import admission, fieldset
 from labkit.sim.defaults import apply_defaults
 from labkit.sim.kinds import KindInfo, KindRegistry, apply_type_error, split_api_version, type_errors, update_type_error
@@ -828,5 +828,5 @@ class ApiStore:
 
 
 def admission_invalid(info: KindInfo, obj: dict, field_path: str, message: str) -> ApiError:
-    from labkit.errors import FieldCause, invalid
+    from labkit.core.errors import FieldCause, invalid
     return invalid(obj["apiVersion"], info.kind, obj["metadata"]["name"], [FieldCause(field_path, message)])

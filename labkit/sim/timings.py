@@ -50,7 +50,7 @@ reads the same shapes from a scenario's YAML (``{"pull": [2, 8], "start": 1,
 "ready_jitter": {"normal": {"mean": 1, "sd": 0.3}}}``).
 
 Draws come from ``TimingSampler`` (``timings.sampler(seed)``): one
-``random.Random`` per field from ``labkit.clock.rng_for(seed, "timings:<field>")``,
+``random.Random`` per field from ``labkit.core.clock.rng_for(seed, "timings:<field>")``,
 and one per image for pull times (``"pull:<image>"``), so adding pods of one
 workload never shifts the draws of another stream and a seed gives the same run
 every time.  A fixed distribution never consumes randomness.  For tests,
@@ -64,8 +64,8 @@ import random
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from labkit.clock import rng_for
-from labkit.errors import LabkitError
+from labkit.core.clock import rng_for
+from labkit.core.errors import LabkitError
 
 
 @dataclass(frozen=True)

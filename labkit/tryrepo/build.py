@@ -32,7 +32,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.render import Renderer, parse_manifests
 from labkit.gitops.sandbox import inside, read_confined
 from labkit.tryrepo.index import SourceIndex, posix_rel

@@ -10,7 +10,7 @@
   the figures as PNG files;
 * exit codes: 0 when the analysis ran (whatever it found); with ``--strict``,
   1 when a unit failed or an ``error`` pitfall was found; 2 for bad input
-  (printed by ``labkit.cli.main`` as one ``labkit: error: <file>: <field>:
+  (printed by ``labkit.app.cli.main`` as one ``labkit: error: <file>: <field>:
   <message>`` line, no traceback);
 * every file left out of the snapshot (a symlink leading outside the
   repository, a FIFO, a device, a file too large, a name git fsck rejects) is
@@ -138,7 +138,7 @@ def _warn_refusals(refused: Sequence[tuple[str, str]]) -> None:
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
-    from labkit.textsafe import escape_text, one_line
+    from labkit.core.textsafe import escape_text, one_line
     from labkit.tryrepo.report import print_report
     from labkit.tryrepo.run import TryOptions, try_repo
 

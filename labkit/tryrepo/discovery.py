@@ -58,7 +58,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.tryrepo.build import Builder
 from labkit.tryrepo.index import ClosureFile, SourceDoc, SourceIndex, posix_rel
 from labkit.tryrepo.source import RepoSource, local_path_of

@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.tryrepo.build import Builder
 from labkit.tryrepo.discovery import Unit
 from labkit.tryrepo.source import RepoSource

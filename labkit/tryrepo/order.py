@@ -123,7 +123,7 @@ MAX_FIGURE_UNITS = 40
 
 def _fig_text(x: Any) -> str:
     """Repository text for a matplotlib label: control characters escaped, ``$`` literal (never mathtext)."""
-    from labkit.textsafe import escape_text
+    from labkit.core.textsafe import escape_text
 
     return escape_text(x).replace("$", r"\$")
 

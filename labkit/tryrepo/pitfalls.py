@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.yamlbounds import (MAX_YAML_BYTES, YamlBudget, YamlLimitError, decode_yaml_bytes, load_documents,
                                       read_yaml_file)
 from labkit.tryrepo.discovery import Discovery, Unit
@@ -662,7 +662,7 @@ _SEV_ORDER = {"error": 0, "warning": 1, "info": 2}
 def find_pitfalls(source: RepoSource, index: SourceIndex, disc: Discovery, runs: dict[str, Any],
                   history: RevisionRenders | None) -> list[Pitfall]:
     """Run every check (see the module docstring); findings sorted by severity, file and line."""
-    from labkit.errors import ApiError
+    from labkit.core.errors import ApiError
     from labkit.sim import SimCluster
 
     probe = SimCluster(controllers=False)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.sim import SimCluster
 from labkit.tryrepo.discovery import ARGO_API, FLUX_GIT_API, FLUX_KS_API, Discovery, Target, Unit
@@ -429,7 +429,7 @@ def reconcile_argo(target: Target, source: RepoSource, disc: Discovery, opts: Ru
     import simpy
 
     from labkit.argo import ArgoSystem
-    from labkit.events import EventLog
+    from labkit.core.events import EventLog
 
     wall0 = time.monotonic()
     objs = target.objects()

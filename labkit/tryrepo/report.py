@@ -16,7 +16,7 @@ a time-to-ready chart (one bar per object from creation to ready, per target,
 failures in red; at most ``MAX_FIGURE_ROWS`` bars per target — not-ready
 objects first, then the slowest — so a repository of thousands of objects
 still gives a small PNG).  Both figures are checked with
-``labkit.report.check_figure`` (a title and labelled axes) like every labkit
+``labkit.core.report.check_figure`` (a title and labelled axes) like every labkit
 figure, and also written next to the page as PNG files.  ``--out`` is checked
 before the analysis runs (``check_out_dir``): an existing file, or a path the
 system refuses, is a ``LabkitError`` naming ``--out``.
@@ -26,10 +26,10 @@ JSON (``TryReport.to_json``): the schema is documented in
 
 Text from the repository — object and file names, messages — may hold escape
 sequences meant for the reader's terminal.  The terminal report passes all of
-it through ``labkit.textsafe.escape_text`` (control characters, bidi overrides,
+it through ``labkit.core.textsafe.escape_text`` (control characters, bidi overrides,
 undecodable bytes as backslash escapes) into ``rich.text.Text`` objects, which
 never interpret markup (``[bold red]`` in a name shows as written); the HTML
-page escapes the same way and then ``html.escape``\ s; figure labels take
+page escapes the same way and then ``html.escape`` does; figure labels take
 ``$`` literally; the JSON document keeps the exact strings.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
-from labkit.textsafe import escape_text
+from labkit.core.errors import LabkitError
+from labkit.core.textsafe import escape_text
 from labkit.tryrepo.model import TryReport
 
 __all__ = ["print_report", "write_html", "ready_figure", "write_outputs", "check_out_dir"]
@@ -65,7 +65,7 @@ def _where(file: str | None, line: int | None) -> str:
 
 
 def _plain(x: Any) -> str:
-    """Repository text for the terminal: control characters escaped (``labkit.textsafe``), newlines kept."""
+    """Repository text for the terminal: control characters escaped (``labkit.core.textsafe``), newlines kept."""
     return escape_text(x, keep_newlines=True)
 
 
@@ -313,7 +313,7 @@ def write_outputs(rep: TryReport, out_dir: Path, order_fig: Any) -> dict[str, Pa
     """
     import matplotlib.pyplot as plt
 
-    from labkit.report import check_figure
+    from labkit.core.report import check_figure
 
     check_out_dir(out_dir)
     figs = {"apply-order": order_fig, "time-to-ready": ready_figure(rep)}

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.tryrepo.build import Builder
 from labkit.tryrepo.discovery import Discovery, discover
 from labkit.tryrepo.history import RevisionRenders

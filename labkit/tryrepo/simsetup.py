@@ -23,7 +23,7 @@ as Current when they have no status.
 
 Readiness.  ``ObjectTracker`` subscribes to the cluster's event log and, on
 every API write to an object a GitOps controller created, evaluates its kstatus
-(``labkit.health.kstatus``, as Flux's health checks do): the first ``Current``
+(``labkit.core.health.kstatus``, as Flux's health checks do): the first ``Current``
 is its ready time, the first ``Failed`` its failure, with kstatus' message.
 Times are exact virtual seconds, not polling artefacts.
 """
@@ -32,9 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from labkit.errors import ApiError
-from labkit.events import Event
-from labkit.health import kstatus
+from labkit.core.errors import ApiError
+from labkit.core.events import Event
+from labkit.core.health import kstatus
 from labkit.sim.registry import ImageRegistry, parse_image
 
 __all__ = ["make_registry", "assumed_crds", "images_of", "ObjectTracker", "Tracked", "GITOPS_MANAGERS"]

@@ -160,7 +160,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops.repo import SOURCE_IGNORE_DEFAULTS
 
 __all__ = ["RepoSource", "SnapshotRemote", "open_source", "normalise_url", "check_subpath", "run_git",

@@ -57,7 +57,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_workshop_start(args: argparse.Namespace) -> int:
-    from labkit.scenario import notebooks_dir
+    from labkit.scenarios.spec import notebooks_dir
     from labkit.workshop import start_workspace
 
     ws = start_workspace(args.dir, notebooks=notebooks_dir())

@@ -60,7 +60,7 @@ def measure(name: str, *, timeout: float = 3600.0) -> tuple[float, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labkit import scenario as sc_mod
+    from labkit.scenarios import spec as sc_mod
 
     ap = argparse.ArgumentParser(prog="python -m labkit.workshop.durations", description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="scenarios to measure (default: all)")

@@ -410,7 +410,7 @@ def webhook_story(d: Mapping[str, Any]) -> str:
 
 def podinfo_status(lab: Any, environment: str) -> dict[str, Any]:
     """podinfo's Deployment in ``environment``: tag, kstatus, replicas ready/updated/wanted."""
-    from labkit.health import kstatus
+    from labkit.core.health import kstatus
 
     dep = lab.deployment(environment)
     if dep is None:
@@ -451,7 +451,7 @@ class DeploymentTrace:
         lab.cluster(environment).watch("apps/v1", "Deployment", self._on)
 
     def _on(self, event_type: str, obj: dict) -> None:
-        from labkit.health import kstatus
+        from labkit.core.health import kstatus
 
         md = obj.get("metadata") or {}
         if md.get("name") != self._name or md.get("namespace") != self._ns:

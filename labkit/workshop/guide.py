@@ -43,7 +43,7 @@ def _scenario_order(names: list[str]) -> list[str]:
 
 
 def durations_markdown() -> str:
-    from labkit import scenario as sc_mod
+    from labkit.scenarios import spec as sc_mod
     from labkit.workshop import durations
     from labkit.workshop.registry import exercises
 

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.workshop.yamltext import yaml_dump
 
 __all__ = ["main", "seal_text"]

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = ["NotebookVerdict", "check", "hint", "exercises_table", "verdict_html", "HTMLBlock"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.workshop.model import Exercise, History, Verdict
 from labkit.workshop.workspace import Workspace
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.workshop.model import History
 from labkit.workshop.yamltext import yaml_dump, yaml_dump_all
 

@@ -106,7 +106,7 @@ def _certificate(seed: str, bits: int) -> Any:
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-    from labkit.clock import EPOCH_UNIX
+    from labkit.core.clock import EPOCH_UNIX
     from labkit.secrets.sealed import DEFAULT_CERT_VALID_FOR, DEFAULT_CN
 
     key = lab_rsa_key(seed, bits)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.workshop.model import Commit, History
 
 __all__ = ["Workspace", "find_workspace", "MARKER"]

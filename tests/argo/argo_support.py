@@ -17,7 +17,7 @@ import simpy
 
 from labkit.argo import ArgoSystem, ArgoTimings
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim import SimCluster
 

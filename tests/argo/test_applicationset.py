@@ -3,7 +3,7 @@ import pytest
 from tests.argo.argo_support import Lab, configmap
 
 from labkit.argo import ArgoTimings
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 CLUSTERS = {"staging": {"server": "https://staging.example", "labels": {"env": "staging"}},
             "prod": {"server": "https://prod.example", "labels": {"env": "prod"}}}

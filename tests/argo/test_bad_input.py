@@ -2,7 +2,7 @@
 import pytest
 from tests.argo.argo_support import configmap, deployment, job
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def _cond(lab, name="web"):

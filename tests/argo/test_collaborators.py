@@ -19,8 +19,8 @@ from labkit.argo.repo_server import RepoServer
 from labkit.argo.settings import ArgoTimings, Settings
 from labkit.argo.tracking import TRACKING_ANNOTATION
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim import SimCluster
 from tests.argo.argo_support import configmap

@@ -45,7 +45,7 @@ def test_a_copied_tracking_annotation_does_not_make_an_object_prunable(lab):
 def test_clusters_must_share_the_clock(tmp_path):
     import pytest
 
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
     from labkit.sim import SimCluster
 
     lab = Lab(tmp_path)

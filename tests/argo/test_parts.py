@@ -9,7 +9,7 @@ from labkit.argo.api import IgnoreDifference
 from labkit.argo.jqpath import compile_path, delete_paths
 from labkit.argo.template import render_template, sanitize_name
 from labkit.argo.tracking import parse_tracking_id, tracking_id
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 APP = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "web"},
        "spec": {"project": "default", "source": {"repoURL": "https://git.example/apps.git", "path": "apps/web"},

@@ -10,7 +10,7 @@ from tests.argo.argo_support import deployment, job
 
 from labkit.argo import ArgoSystem, ArgoTimings
 from labkit.engine.apply import EngineTimings
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.sim import SimCluster
 from labkit.sim.registry import ImageRegistry

@@ -121,7 +121,7 @@ def commit_like_a_participant(change):
     cell = jlab.add_cell_and_run(page, wrong)
     verdict = cell.locator(".labkit-verdict")
     assert verdict.get_attribute("data-solved") == "false"
-    from labkit.scenarios.start_here import first_exercise_id
+    from labkit.workshop.start_here import first_exercise_id
     from labkit.workshop.registry import get
 
     expect = get(first_exercise_id()).wrong[0].expect

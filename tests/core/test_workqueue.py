@@ -5,7 +5,7 @@ import pytest
 import simpy
 
 from labkit.core.workqueue import DONE, Driver, PerKey, RateLimiter, RequeueAfter, WorkQueue
-from labkit.errors import ApiError, PermanentError, RetryAfter, TemporaryError
+from labkit.core.errors import ApiError, PermanentError, RetryAfter, TemporaryError
 
 
 # ---------------------------------------------------------------- the queue

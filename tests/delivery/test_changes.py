@@ -3,7 +3,7 @@ import pytest
 
 from labkit.delivery.changes import DAY, HOUR, TeamConfig, WorkCalendar, fix_for, generate
 from labkit.delivery.distributions import Dist
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 CAL = WorkCalendar()  # 09:00-17:00, Monday-Friday; virtual day 0 is Thursday 2026-01-01
 

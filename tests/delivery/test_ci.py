@@ -3,11 +3,11 @@ import statistics
 
 import pytest
 
-from labkit import clock
+from labkit.core import clock
 from labkit.delivery.ci import CIConfig, CISystem, Stage, queue_waits
 from labkit.delivery.distributions import Dist
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 
 
 def fixed_config(**kw) -> CIConfig:

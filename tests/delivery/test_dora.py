@@ -4,7 +4,7 @@ import math
 import pytest
 
 from labkit.delivery import dora
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 
 H = 3600.0
 DAY = 86400.0

@@ -1,11 +1,11 @@
 """Flux image automation: policies, semver ranges, marker rewriting, and the controllers on a clock."""
 import pytest
 
-from labkit import clock
+from labkit.core import clock
 from labkit.delivery import image_automation as ia
 from labkit.delivery.semver import latest, parse_constraint, parse_version
-from labkit.errors import LabkitError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError
+from labkit.core.events import EventLog
 
 TAGS = ["1.0.0", "1.2.3", "v1.3.0", "1.3.0-rc.1", "1.10.0", "2.0.0", "0.9", "latest", "01.2.3", "0.0.3", "0.2.5"]
 

@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from labkit import clock
+from labkit.core import clock
 from labkit.delivery.ci import CIConfig
 from labkit.delivery.distributions import Dist
 from labkit.delivery.fixture import ServiceFixture, ServiceSpec

@@ -5,7 +5,7 @@ from labkit.delivery import dora
 from labkit.delivery.changes import TeamConfig, generate
 from labkit.delivery.ci import CIConfig
 from labkit.delivery.stream import StreamConfig, run_stream
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 TEAM = TeamConfig(services=3, days=14, changes_per_service_day=1.5, defect_base=0.3)
 CFG = StreamConfig(ci=CIConfig(runners=4), calibration_samples=6)

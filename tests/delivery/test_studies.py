@@ -6,7 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from labkit import report, scenario  # noqa: E402
+from labkit.core import report
+from labkit.scenarios import spec as scenario  # noqa: E402
 from labkit.delivery import plots, studies  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

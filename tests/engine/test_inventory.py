@@ -7,7 +7,7 @@ import pytest
 
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.inventory import Inventory, InventoryEntry, ObjectId, diff, object_id, parse_object_id
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def o(api_version, kind, name, ns=None):

@@ -26,7 +26,7 @@ from labkit.engine.normalize import (
     remove_pointer,
     strip_server_fields,
 )
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def deployment(**container):

@@ -20,7 +20,7 @@ from labkit.engine.ordering import (
     stage_of,
     sync_wave,
 )
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def o(api_version, kind, name, ns=None, wave=None):

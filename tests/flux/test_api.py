@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from labkit.engine.normalize import IgnoreRule, Selector
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.flux.api import (
     KUSTOMIZE_API_VERSION,
     SOURCE_API_VERSION,

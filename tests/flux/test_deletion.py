@@ -9,7 +9,7 @@ the API server lets the object go.  Fixed timings as in ``test_reconcile``.
 """
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.flux.api import KustomizationSpec
 from tests.flux.conftest import cm
 
@@ -143,7 +143,7 @@ def test_deletion_policy_is_validated_naming_the_field():
 
 
 def test_a_failed_garbage_collection_keeps_the_finalizer_and_is_retried(make_lab, monkeypatch):
-    from labkit.errors import ApiError
+    from labkit.core.errors import ApiError
 
     lab = make_lab(FILES)
     lab.source()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops import ManifestRepo
 
 from gitops_support import CLUSTERS

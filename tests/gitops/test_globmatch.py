@@ -8,7 +8,7 @@ import pytest
 
 from labkit.argo.appset import _matcher, path_match
 from labkit.argo.jqpath import compile_path
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops import substitute
 from labkit.gitops.globmatch import compile_go_glob, compile_path_glob
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops import (
     BuildError,
     KubectlNotFoundError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import LabkitError, TemporaryError
-from labkit.events import EventLog
+from labkit.core.errors import LabkitError, TemporaryError
+from labkit.core.events import EventLog
 from labkit.gitops import (
     EPOCH,
     ZERO_SHA,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.gitops import sandbox
 from labkit.gitops.render import RemoteRefused, find_kubectl, render, render_documents
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops import ManifestRepo, WebhookReceiver, github_delivery, receiver_path, sign
 from labkit.gitops.webhook import MAX_BODY_BYTES
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from labkit.health import (
+from labkit.core.health import (
     DEGRADED,
     HEALTHY,
     MISSING,

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labkit.duration import (
+from labkit.core.duration import (
     FLUX_DURATION_PATTERN,
     format_duration,
     format_duration_ns,
     parse_duration,
     parse_duration_ns,
 )
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from labkit.health import CURRENT, FAILED, IN_PROGRESS, NOT_FOUND, TERMINATING, UNKNOWN, Status, kstatus
+from labkit.core.health import CURRENT, FAILED, IN_PROGRESS, NOT_FOUND, TERMINATING, UNKNOWN, Status, kstatus
 
 
 def obj(api_version, kind, name="x", namespace="default", spec=None, status=None, **md):

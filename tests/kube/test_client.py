@@ -1,8 +1,8 @@
 """What ``KubeCluster`` sends and returns, against a scripted fake API server (no control plane needed)."""
 import pytest
 
-from labkit.cluster import Cluster
-from labkit.errors import ApiError
+from labkit.core.cluster import Cluster
+from labkit.core.errors import ApiError
 from labkit.kube.client import KubeCluster
 from labkit.kube.versions import KUBERNETES_VERSION
 from tests.kube import fakeapi
@@ -186,7 +186,7 @@ def test_unreachable_server_is_service_unavailable(tmp_path):
 
 
 def test_bad_kubeconfig_is_a_clear_labkit_error(tmp_path):
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     p = tmp_path / "kc"
     p.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
@@ -196,7 +196,7 @@ def test_bad_kubeconfig_is_a_clear_labkit_error(tmp_path):
 
 
 def test_connect_explains_what_is_not_running(tmp_path, monkeypatch):
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
     from labkit.kube.locate import connect
 
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))

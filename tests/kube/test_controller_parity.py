@@ -144,7 +144,7 @@ class RealDriver(Driver):
 
     def __init__(self, real_cluster: Any, ns: str):
         super().__init__()
-        from labkit import clock
+        from labkit.core import clock
         from labkit.kube.client import KubeCluster
 
         self.ns = ns

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit import cli
-from labkit.errors import LabkitError
+from labkit.app import cli
+from labkit.core.errors import LabkitError
 from labkit.kube import controlplane as cp
 
 

@@ -1,4 +1,4 @@
-"""ApiException -> labkit.errors.ApiError: the API server's Status is kept verbatim."""
+"""ApiException -> labkit.core.errors.ApiError: the API server's Status is kept verbatim."""
 import json
 
 import pytest
@@ -6,7 +6,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import api_exception
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.kube.client import api_error, label_selector_string, no_kind_match, transport_error
 
 STS_MSG = ("StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than "

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cli
+from labkit.app import cli
 from labkit.kube import kind
 
 FAKE = """#!/bin/sh

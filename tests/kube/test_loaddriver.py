@@ -10,8 +10,8 @@ import copy
 import pytest
 import simpy
 
-from labkit.errors import ApiError
-from labkit.events import EventLog
+from labkit.core.errors import ApiError
+from labkit.core.events import EventLog
 from labkit.kube.loaddriver import FIELD_MANAGER, USAGE_CPU_ANNOTATION, LoadDriver, selector_matches
 from labkit.scenarios.isolation import NamespacedCluster
 from labkit.sim.load import LoadModel, Spike
@@ -196,7 +196,7 @@ def test_selector_matching():
 
 
 def test_a_non_positive_period_is_refused_naming_the_field(fake):
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     with pytest.raises(LabkitError) as e:
         LoadDriver(fake, LoadModel(), Clock(), period=0)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.sim import SimCluster
 from tests.kube.conftest import needs_real
 
@@ -269,7 +269,7 @@ def generation_when_deletion_starts(c, ns):
     c.delete("apps/v1", "Deployment", "held", ns)
     during = c.get("apps/v1", "Deployment", "held", ns)
     # let it go; the Deployment controller may write in between (a 409), so read-modify-write with retry
-    from labkit.cluster import edit
+    from labkit.core.cluster import edit
 
     edit(c, "apps/v1", "Deployment", "held", ns, lambda o: o["metadata"].update(finalizers=[]), field_manager="operator")
     return {"before": before, "during": during["metadata"]["generation"],

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from labkit import clock
+from labkit.core import clock
 from labkit.engine.apply import ApplyOptions, EngineTimings, apply_staged, is_immutable_error
 from labkit.engine.plan import DryRunFailed
 from labkit.engine.wait import wait_for_set
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.flux.policy import FIELD_MANAGER, FLUX_POLICY
-from labkit.health import kstatus
+from labkit.core.health import kstatus
 from tests.kube.conftest import MISSING_IMAGE, needs_real
 
 pytestmark = needs_real
@@ -336,7 +336,7 @@ def test_sealed_secrets_controller_on_a_real_api_server(real_cluster, ns):
     """The sealed-secrets controller through the seam alone: keys via generateName, unseal, status, watch."""
     import base64
 
-    from labkit.events import EventLog
+    from labkit.core.events import EventLog
     from labkit.kube.client import KubeCluster
     from labkit.secrets import sealed
 

@@ -1,7 +1,7 @@
 """hpa-conflict on the real control plane: the real HPA against Flux and Argo CD, driven by the load model.
 
 ``labkit run hpa-conflict --cluster CONTEXT`` for both dialects, concurrently (each in its
-own process, through ``labkit.runner.run_scenario`` — the same path as ``labkit run``),
+own process, through ``labkit.app.runner.run_scenario`` — the same path as ``labkit run``),
 on the session's control plane (``real_cluster``: its context ``labkit-<name>`` is the
 ``cluster`` value).  The spike is the scenario's ``LoadModel`` played through KWOK's
 per-pod CPU annotation by ``labkit.kube.loaddriver``; metrics-server feeds the real
@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from labkit import runner, scenario
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
 from labkit.scenarios.isolation import RUN_LABEL
 from tests.kube.conftest import needs_real
 

@@ -1,9 +1,9 @@
 """Scenario notebooks run end to end on the real control plane (``labkit run NAME --cluster CONTEXT``).
 
 The session's control plane (``real_cluster``) is reused: its kubeconfig context
-``labkit-<name>`` is passed as ``cluster``, which ``labkit.scenarios.target`` resolves to
+``labkit-<name>`` is passed as ``cluster``, which ``labkit.scenarios.backend`` resolves to
 that local control plane.  The four supported scenarios run concurrently (each in its own
-process, through ``labkit.runner.run_scenario`` — the same path as ``labkit run``), with
+process, through ``labkit.app.runner.run_scenario`` — the same path as ``labkit run``), with
 their real-cluster defaults compressed a little further, so the module takes about as long
 as the slowest of them (~2 min with the control plane's start).  Metrics differ from the simulator's (wall time, real
 controllers); the checks are on what the mechanisms must produce, with wall-time bounds
@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from labkit import runner
-from labkit.errors import LabkitError
+from labkit.app import runner
+from labkit.core.errors import LabkitError
 from labkit.scenarios.isolation import RUN_LABEL
 from tests.kube.conftest import needs_real
 

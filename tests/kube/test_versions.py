@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.kube import build as kbuild
 from labkit.kube import versions as v
 from tests.kube.conftest import needs_real

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from labkit.clock import rng_for
+from labkit.core.clock import rng_for
 from labkit.engine.apply import EngineTimings
 from labkit.faults import AuditCluster, Fault, FaultPlan, FaultyCluster, FaultyRemote, FaultyRenderer
 from labkit.flux.system import FluxSystem, FluxTimings

@@ -29,7 +29,7 @@ import pytest
 
 from labkit.faults import FaultyRenderer
 from labkit.gitops.render import Renderer
-from labkit.clock import rng_for
+from labkit.core.clock import rng_for
 from tests.reliability.conftest import cm
 
 FILES = {"apps/a.yaml": cm("a", greeting="hi"), "apps/b.yaml": cm("b", x="1")}

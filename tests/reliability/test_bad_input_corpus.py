@@ -55,7 +55,7 @@ import yaml
 from tests.reliability.counts import RUN_COUNTS
 
 from labkit.engine.apply import EngineTimings
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.flux.system import FluxSystem, FluxTimings
 from labkit.gitops.render import Renderer
 from labkit.gitops.repo import ManifestRepo

@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from labkit.clock import rng_for
-from labkit.cluster import Cluster
-from labkit.errors import ApiError, LabkitError, TemporaryError
+from labkit.core.clock import rng_for
+from labkit.core.cluster import Cluster
+from labkit.core.errors import ApiError, LabkitError, TemporaryError
 from labkit.faults import (AuditCluster, Fault, FaultPlan, FaultyCluster, FaultyRemote, FaultyRenderer,
                            schedule_outage)
 from labkit.gitops.render import RenderTimeoutError

@@ -25,7 +25,7 @@ import textwrap
 
 import pytest
 
-from labkit.clock import rng_for
+from labkit.core.clock import rng_for
 from labkit.engine.wait import wait_for_set
 from labkit.faults import Fault, FaultPlan, FaultyCluster
 from labkit.faults import invariants as inv

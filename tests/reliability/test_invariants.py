@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.faults import AuditCluster
 from labkit.faults import invariants as inv
 from labkit.flux.crds import flux_crds

@@ -33,7 +33,7 @@ from labkit.gitops.render import (PathConfinementError, PathNotFoundError, Rende
 from labkit.gitops import sandbox
 from labkit.gitops.repo import ManifestRepo
 from labkit.gitops.webhook import MAX_BODY_BYTES, WebhookReceiver, github_delivery, sign
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 
 render_mod = importlib.import_module("labkit.gitops.render")  # the package re-exports a function named render
 PACKAGE = Path(render_mod.__file__).resolve().parents[1]
@@ -311,7 +311,8 @@ def test_secret_values_from_git_never_reach_logs_statuses_or_the_tour_tables():
 @pytest.mark.notebooks
 def test_the_executed_tour_notebook_and_its_outputs_hold_no_secrets(tmp_path, monkeypatch):
     """Execute the tour headless (as CI does) and grep the notebook, metrics.json and run log for the token."""
-    from labkit import runner, scenario
+    from labkit.app import runner
+    from labkit.scenarios import spec as scenario
     from labkit.scenarios.lab import WEBHOOK_TOKEN
 
     repo = PACKAGE.parent

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from labkit import cli as cli_mod
+from labkit.app import cli as cli_mod
 
 
 def test_scenarios_lists_name_and_title(cli, fixture_home):

@@ -1,4 +1,4 @@
-"""``labkit run --all --jobs N``: scenarios side by side in worker processes (labkit.parallel)."""
+"""``labkit run --all --jobs N``: scenarios side by side in worker processes (labkit.app.parallel)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import parallel, runner, scenario
+from labkit.app import parallel
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
 
 
 def _named(*names: str) -> list[scenario.Scenario]:
@@ -74,7 +76,7 @@ def test_more_jobs_than_scenarios_and_results_in_the_given_order(fixture_home):
 
 
 def test_jobs_must_be_a_positive_int(fixture_home, tmp_path):
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     for jobs in (0, -1, 1.5, True):
         with pytest.raises(LabkitError, match="--jobs"):

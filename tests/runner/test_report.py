@@ -1,4 +1,4 @@
-"""labkit.report: flat-JSON metrics, readable figures, the metrics doc cell."""
+"""labkit.core.report: flat-JSON metrics, readable figures, the metrics doc cell."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from labkit import report  # noqa: E402
-from labkit.errors import LabkitError  # noqa: E402
+from labkit.core import report  # noqa: E402
+from labkit.scenarios import spec  # noqa: E402
+from labkit.core.errors import LabkitError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -203,7 +204,7 @@ def test_save_figure_needs_a_figure(tmp_path):
 
 
 def test_metrics_cell_doc_lists_the_declared_keys(fixture_home):
-    doc = report.metrics_cell_doc("missing-metric")
+    doc = spec.metrics_cell_doc("missing-metric")
     assert doc.startswith("### Fixture with a missing metric\n")
     assert "| `present` | written |" in doc
     assert "| `absent` | declared but never written |" in doc
@@ -212,4 +213,4 @@ def test_metrics_cell_doc_lists_the_declared_keys(fixture_home):
 
 def test_metrics_cell_doc_of_an_unknown_scenario(fixture_home):
     with pytest.raises(LabkitError, match="unknown scenario 'nope'"):
-        report.metrics_cell_doc("nope")
+        spec.metrics_cell_doc("nope")

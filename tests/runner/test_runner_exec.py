@@ -1,4 +1,4 @@
-"""labkit.runner: papermill execution of fixture notebooks, and the metrics check."""
+"""labkit.app.runner: papermill execution of fixture notebooks, and the metrics check."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import runner, scenario
-from labkit.errors import LabkitError
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
+from labkit.core.errors import LabkitError
 
 
 def test_ok_notebook_runs_end_to_end_with_injected_parameters(fixture_home, tmp_path, monkeypatch):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from labkit import runner, scenario
-from labkit.errors import LabkitError
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
+from labkit.core.errors import LabkitError
 
 BASE = """\
 name: demo

@@ -1,12 +1,12 @@
-"""Scenario YAML loading/validation and ``--param k=v`` coercion (labkit.scenario)."""
+"""Scenario YAML loading/validation and ``--param k=v`` coercion (labkit.scenarios.spec)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from labkit import scenario
-from labkit.errors import LabkitError
+from labkit.scenarios import spec as scenario
+from labkit.core.errors import LabkitError
 
 GOOD = """\
 name: demo

@@ -1,5 +1,5 @@
 """Drift outcomes follow from Flux's interval, SSA ownership and what is in git."""
-from labkit.duration import parse_duration
+from labkit.core.duration import parse_duration
 from labkit.scenarios import drift
 
 

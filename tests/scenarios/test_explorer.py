@@ -61,7 +61,7 @@ def test_field_plan_names_owners_of_changed_and_kept_fields():
 
 
 def test_event_messages_for_records_without_one():
-    from labkit.events import Event
+    from labkit.core.events import Event
 
     assert P.event_message(Event(1.0, "api", "Updated", "Deployment/a/b", "",
                                  {"manager": "kubectl-edit", "operation": "Update", "generation": 3})) == \

@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import runner, scenario
+from labkit.app import runner
+from labkit.scenarios import spec as scenario
 
 REPO = Path(__file__).resolve().parent.parent.parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

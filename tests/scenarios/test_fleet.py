@@ -1,7 +1,7 @@
 """Fleet: the git-directories ApplicationSet follows the tree; repository structure decides the cost of a change."""
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.scenarios import fleet
 
 N = 24

@@ -1,7 +1,7 @@
 """HPA vs replicas in git: the flapping and each fix follow from SSA ownership, the HPA's writes and the sync loop."""
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.scenarios import hpa_conflict as hc
 
 KCM = hc.HPA_MANAGER
@@ -169,7 +169,7 @@ def test_on_a_real_cluster_the_probe_watches_and_credits_the_fields_owner():
     """The watch path (a real cluster's HPA writes never pass the lab's seam): writer = owner of spec.replicas."""
     from types import SimpleNamespace
 
-    from labkit.events import EventLog
+    from labkit.core.events import EventLog
 
     watches = []
     cluster = SimpleNamespace(watch=lambda av, kind, cb: watches.append((av, kind, cb)))

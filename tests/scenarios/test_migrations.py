@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.scenarios import migrations as mg
 from labkit.sim.registry import RunContext
 

@@ -1,7 +1,7 @@
 """Stateful edges: the API server's StatefulSet refusal, the orphan-delete migration, and pruned operator resources."""
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.operators.database import API_VERSION as DB_API
 from labkit.scenarios import stateful_edges as se
 

@@ -12,8 +12,8 @@ import os
 import pytest
 import yaml
 
-from labkit.errors import ApiError, LabkitError
-from labkit.scenarios import target
+from labkit.core.errors import ApiError, LabkitError
+from labkit.scenarios import backend as target
 from labkit.scenarios.isolation import RUN_LABEL, NamespacedCluster, delete_run_namespaces
 from labkit.sim import SimCluster
 

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from labkit.events import EventLog
+from labkit.core.events import EventLog
 from labkit.gitops.repo import ManifestRepo
 from labkit.secrets import guard, sealed, sops
 

@@ -9,7 +9,7 @@ import copy
 import pytest
 import simpy
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.sim.store import ApiStore
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 from simhelpers import at, condition, deployment, events, hpa, make_cluster, times
 
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.sim.load import LoadModel
 
 

@@ -1,8 +1,8 @@
 """Bad manifests: one clear message naming the file and the field, nothing written to the store."""
 import pytest
 
-from labkit.errors import LabkitError
-from labkit.manifests import apply_manifests
+from labkit.core.errors import LabkitError
+from labkit.app.manifests import apply_manifests
 from labkit.sim import SimCluster
 
 GOOD = """apiVersion: v1

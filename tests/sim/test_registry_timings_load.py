@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.sim import SimCluster
 from labkit.sim.load import Constant, DailySinusoid, LoadModel, PiecewiseLinear, Spike, Step, profile_from_spec
 from labkit.sim.registry import ImageRegistry, parse_image

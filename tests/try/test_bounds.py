@@ -36,7 +36,7 @@ MiB = 1 << 20
 # The CLI's main() in a child process that reports its own peak RSS (ru_maxrss, KiB) on the last stderr line.
 _MAIN = """
 import resource, sys
-from labkit.cli import main
+from labkit.app.cli import main
 try:
     rc = main(sys.argv[1:])
 finally:
@@ -447,7 +447,7 @@ def test_envsubst_is_iterative_and_bounded():
 
 
 def test_escape_text_for_terminal_and_one_line():
-    from labkit.textsafe import escape_text, one_line
+    from labkit.core.textsafe import escape_text, one_line
 
     assert escape_text("a\x1b[2Jb\u202ec\rd\udce9") == "a\\x1b[2Jb\\u202ec\\rd\\xe9"
     assert escape_text("два\nlines", keep_newlines=True) == "два\nlines"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 from labkit.tryrepo import source as source_mod
 from labkit.tryrepo import TryOptions, try_repo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import yaml
 
 from labkit.delivery.rbac import AuthorizedCluster, Authorizer, Request, forbidden_message, service_account_user
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 from labkit.secrets.sealed import unseal
 from labkit.workshop import kubeseal
 from labkit.workshop.replay_extra import lab_age_key, lab_certificate_pem, lab_rsa_key

@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from labkit import scenario
+from labkit.scenarios import spec as scenario
 from labkit.workshop.registry import exercises
 
 REPO = Path(__file__).resolve().parents[2]

@@ -73,7 +73,7 @@ def test_every_exercise_folder_has_a_readme():
 
 
 def test_notebook_map_minutes_are_whole_numbers_or_a_dash():
-    from labkit.scenarios import start_here
+    from labkit.workshop import start_here
 
     col = start_here.notebook_map()["exercise minutes (estimate)"]
     assert all(v == "—" or str(v).isdigit() for v in col), list(col)

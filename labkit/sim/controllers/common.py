@@ -17,13 +17,12 @@ of 10 s has passed 10 s after the failure.  Each place this matters says so.
 """
 from __future__ import annotations
 
-import calendar
 import json
 import math
 import time
 from typing import Any, Iterable
 
-from labkit.clock import EPOCH_UNIX
+from labkit.core.clock import EPOCH_UNIX, parse_time  # noqa: F401 - re-exported (the controllers import it from here)
 
 FIELD_MANAGER = "kube-controller-manager"
 
@@ -31,12 +30,11 @@ __all__ = ["FIELD_MANAGER", "iso", "parse_time", "cpu_millicores", "format_milli
            "compute_hash", "selector_matches", "controller_ref", "new_controller_ref", "find_condition",
            "set_condition", "SAFE_ALPHABET"]
 
-_parsed: dict[str, float] = {}
 _formatted: dict[int, str] = {}
 
 
 def iso(t: float) -> str:
-    """Virtual seconds as the API's RFC 3339 timestamp (``labkit.clock.timestamp``, memoised per second)."""
+    """Virtual seconds as the API's RFC 3339 timestamp (``labkit.core.clock.timestamp``, memoised per second)."""
     s = math.floor(t)
     out = _formatted.get(s)
     if out is None:
@@ -44,22 +42,6 @@ def iso(t: float) -> str:
             _formatted.clear()
         out = _formatted[s] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(EPOCH_UNIX + s))
     return out
-
-
-def parse_time(value: str | None) -> float | None:
-    """Virtual seconds of an RFC 3339 timestamp written by the store (None stays None)."""
-    if not value:
-        return None
-    t = _parsed.get(value)
-    if t is None:
-        try:
-            t = float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")) - EPOCH_UNIX)
-        except ValueError:
-            return None
-        if len(_parsed) > 200_000:
-            _parsed.clear()
-        _parsed[value] = t
-    return t
 
 
 def cpu_millicores(q: Any) -> int | None:

@@ -86,8 +86,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from labkit.errors import ApiError
-from labkit.events import object_key
+from labkit.core.errors import ApiError
+from labkit.core.events import object_key
 from labkit.sim import fieldset
 from labkit.sim.controllers.common import (FIELD_MANAGER, compute_hash, controller_ref, iso, new_controller_ref,
                                            parse_time, selector_matches)

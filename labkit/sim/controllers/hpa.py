@@ -91,8 +91,8 @@ import math
 from collections import deque
 from typing import Any
 
-from labkit.errors import ApiError, not_found
-from labkit.events import object_key
+from labkit.core.errors import ApiError, not_found
+from labkit.core.events import object_key
 from labkit.sim.controllers.common import FIELD_MANAGER, cpu_millicores, format_millicores, iso
 from labkit.sim.controllers.informers import Informers, PodInfo
 from labkit.sim.controllers.workqueue import Controller

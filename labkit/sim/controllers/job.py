@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.events import object_key
+from labkit.core.events import object_key
 from labkit.sim.controllers.common import FIELD_MANAGER, iso, parse_time
 from labkit.sim.controllers.informers import Informers, PodInfo
 from labkit.sim.controllers.replicaset import deletion_order, pod_from_template

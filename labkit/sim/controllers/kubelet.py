@@ -88,8 +88,8 @@ from typing import Any, Generator
 
 import simpy
 
-from labkit.errors import ApiError
-from labkit.events import object_key
+from labkit.core.errors import ApiError
+from labkit.core.events import object_key
 from labkit.sim import fieldset
 from labkit.sim.controllers.common import go_duration, iso
 from labkit.sim.registry import ImageRegistry, RunContext, parse_image

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.errors import ApiError
-from labkit.events import object_key
+from labkit.core.errors import ApiError
+from labkit.core.events import object_key
 from labkit.sim import fieldset
 from labkit.sim.controllers.common import FIELD_MANAGER
 from labkit.sim.controllers.informers import Informers

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.events import object_key
+from labkit.core.events import object_key
 from labkit.sim.controllers.common import FIELD_MANAGER, new_controller_ref, selector_matches
 from labkit.sim.controllers.informers import Informers, PodInfo
 from labkit.sim.controllers.workqueue import Controller

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.events import object_key
+from labkit.core.events import object_key
 from labkit.sim import fieldset
 from labkit.sim.controllers.common import FIELD_MANAGER, compute_hash, new_controller_ref, selector_matches
 from labkit.sim.controllers.informers import Informers, PodInfo

@@ -33,7 +33,7 @@ from typing import Any, Hashable
 import simpy
 
 from labkit.core.workqueue import Driver, WorkQueue
-from labkit.errors import ApiError
+from labkit.core.errors import ApiError
 
 __all__ = ["Controller", "WorkQueue"]
 

@@ -71,7 +71,7 @@ def _rebuilt_limit(files: dict[str, str]) -> tuple[str | None, str]:
 
 
 def _judge_keep(history: History) -> Verdict:
-    from labkit.clock import rng_for
+    from labkit.core.clock import rng_for
 
     ex_id = "drift-keep-hotfix"
     rep = FleetReplay.start(history)
@@ -134,7 +134,7 @@ HEAL_GOAL = 180.0
 
 
 def _judge_heal(history: History) -> Verdict:
-    from labkit.clock import rng_for
+    from labkit.core.clock import rng_for
 
     ex_id = "drift-self-heal"
     rep = FleetReplay.run(history, first_at=600.0, gap=300.0)

@@ -89,7 +89,7 @@ def _rolled_out(lab: Any, tag: str) -> bool:
 
 
 def _judge_lead(history: History) -> Verdict:
-    from labkit.clock import rng_for
+    from labkit.core.clock import rng_for
     from labkit.sim.registry import ImageRegistry
 
     ex = "push-vs-pull-lead-time"
@@ -230,7 +230,7 @@ def _judge_cred(history: History) -> Verdict:
     from labkit.delivery import blast
     from labkit.delivery.push import deploy_step
     from labkit.delivery.rbac import Authorizer, AuthorizedCluster, Request, resource_of, service_account_user
-    from labkit.errors import ApiError, LabkitError
+    from labkit.core.errors import ApiError, LabkitError
     from labkit.sim.cluster import SimCluster
     from labkit.sim.registry import ImageRegistry
 

@@ -104,8 +104,8 @@ def _webhook_start() -> dict[str, str]:
 
 
 def _judge_webhook(history: History) -> Verdict:
-    from labkit.clock import rng_for
-    from labkit.duration import parse_duration
+    from labkit.core.clock import rng_for
+    from labkit.core.duration import parse_duration
 
     ex_id = "rollback-webhook"
     rep = FleetReplay.run(history, first_at=60.0, gap=60.0)
@@ -179,7 +179,7 @@ def _timeout_start() -> dict[str, str]:
 
 
 def _judge_timeout(history: History) -> Verdict:
-    from labkit.clock import rng_for
+    from labkit.core.clock import rng_for
     from labkit.scenarios.lab import default_registry
 
     ex_id = "rollback-health-timeout"

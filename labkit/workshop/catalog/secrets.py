@@ -476,7 +476,7 @@ def _external_start() -> dict[str, str]:
 
 
 def _judge_external(history: History) -> Verdict:
-    from labkit.clock import rng_for
+    from labkit.core.clock import rng_for
     from labkit.secrets import external as ext
 
     ex = "secrets-external-refresh"

@@ -117,8 +117,8 @@ DEV_TAGS = ("6.5.1", "6.5.2", "6.5.3")
 
 
 def _judge_webhook(history: History) -> Verdict:
-    from labkit.clock import rng_for
-    from labkit.duration import parse_duration
+    from labkit.core.clock import rng_for
+    from labkit.core.duration import parse_duration
 
     ex_id = "tour-webhook"
     rep = FleetReplay.run(history, first_at=FIRST_AT, gap=GAP)

@@ -20,7 +20,7 @@ anything else
     kubeconfig lives in the cache, not in ``~/.kube/config``), else a context of
     ``$KUBECONFIG`` / ``~/.kube/config``.
 
-On a real cluster the lab runs on the wall clock (``labkit.clock.realtime()``), talks to
+On a real cluster the lab runs on the wall clock (``labkit.core.clock.realtime()``), talks to
 the API server through ``labkit.kube.client.KubeCluster``, and the cluster's own
 controllers (Deployment, ReplicaSet, Job, HPA, garbage collector) and KWOK's fake
 kubelets do what the simulator's controllers do on ``sim``.  Each lab sees the cluster
@@ -41,8 +41,9 @@ import os
 import secrets
 from typing import Any, Callable, Iterable, Iterator
 
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.kube.locate import FIELD, KINDS, SIM, RealTarget, is_real, kind_of, resolve  # noqa: F401 - this module's API
+from labkit.scenarios import spec as scenario_spec
 
 RUN_ID_ENV = "LABKIT_RUN_ID"
 
@@ -54,9 +55,7 @@ def require_cluster(scenario: str, cluster: str) -> str:
     check for a notebook run by hand (papermill, JupyterLab): one ``LabkitError`` on the
     ``cluster`` field quoting the YAML's ``real_cluster.note`` (why it cannot run there).
     """
-    from labkit import scenario as scenario_mod
-
-    scenario_mod.get(scenario).check_cluster(cluster)
+    scenario_spec.get(scenario).check_cluster(cluster)
     return cluster
 
 

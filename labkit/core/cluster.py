@@ -23,7 +23,7 @@ The seam is deliberately small and speaks plain dicts (the JSON form of objects)
 * ``is_namespaced`` tells whether a kind is namespaced, raising ``ApiError``
   NotFound for a kind the cluster does not serve (how an unknown kind surfaces).
 
-Every failure is an ``labkit.errors.ApiError`` carrying the API server's reason,
+Every failure is an ``labkit.core.errors.ApiError`` carrying the API server's reason,
 code and message.  Reads return deep copies: mutating a returned dict never
 changes the cluster.
 
@@ -37,7 +37,7 @@ operator, the sealed-secrets controller, the External Secrets operator) use
 only these calls — never a backend's internals.
 
 Time is not part of this seam: the engine runs as processes on a SimPy
-environment (``labkit.clock``), virtual for the simulator and real-time for a
+environment (``labkit.core.clock``), virtual for the simulator and real-time for a
 real cluster.
 """
 from __future__ import annotations
@@ -124,7 +124,7 @@ def edit(cluster: Cluster, api_version: str, kind: str, name: str, namespace: st
     makes it a 409; like client-go's ``RetryOnConflict`` the read-mutate-write is
     repeated (up to ``attempts`` times) on that optimistic-concurrency conflict only.
     """
-    from labkit.errors import ApiError, not_found
+    from labkit.core.errors import ApiError, not_found
 
     for attempt in range(attempts):
         obj = cluster.get(api_version, kind, name, namespace)

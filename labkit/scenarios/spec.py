@@ -42,7 +42,7 @@ time, so the scenario's intervals are compressed to seconds.
 Other top-level keys (timing distributions, a repo seed, ...) are kept in
 ``Scenario.extra`` for the scenario's own code.
 
-Any problem is a :class:`labkit.errors.LabkitError` naming the scenario file and the
+Any problem is a :class:`labkit.core.errors.LabkitError` naming the scenario file and the
 field, so the CLI prints one line instead of a traceback.  ``--param k=v`` strings are
 coerced to the declared type by :meth:`Scenario.resolve_params`.
 
@@ -61,7 +61,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
+from labkit.kube.locate import KINDS, SIM, kind_of  # noqa: F401 - what a ``cluster`` value names
 
 #: Parameters the runner injects into every notebook; a scenario may not declare them.
 RESERVED_PARAMETERS = ("seed", "cluster", "out_dir")
@@ -72,7 +73,7 @@ TYPES = ("int", "float", "bool", "str", "list")
 ITEM_TYPES = ("int", "float", "bool", "str")
 _PARAM_KEYS = {"type", "default", "help", "choices", "min", "max", "items"}
 _REQUIRED_TOP = ("name", "title", "summary", "notebook", "parameters", "metrics")
-#: kinds of --cluster value a scenario may list under ``clusters:`` (see labkit.scenarios.target.kind_of)
+#: kinds of --cluster value a scenario may list under ``clusters:`` (see labkit.scenarios.backend.kind_of)
 TARGET_KINDS = ("sim", "kwok", "kind", "context")
 _CLUSTER_WORDS = {"sim": "the embedded simulator", "kwok": "the local control plane (kwok)",
                   "kind": "a kind cluster", "context": "a kubeconfig context"}
@@ -89,7 +90,7 @@ def home() -> Path:
     env = os.environ.get("LABKIT_HOME")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def scenarios_dir() -> Path:
@@ -357,7 +358,6 @@ class Scenario:
 
     def check_cluster(self, cluster: str) -> str:
         """The kind of target ``cluster`` names; a ``LabkitError`` on ``cluster`` if the scenario does not run there."""
-        from labkit.scenarios.target import kind_of
 
         if not isinstance(cluster, str) or not cluster.strip():
             raise LabkitError("--cluster expects sim, kwok, kind or a kube context name", field="cluster")
@@ -560,3 +560,22 @@ def get(name: str, directory: Path | None = None) -> Scenario:
         listing = ", ".join(known) if known else "(none)"
         raise LabkitError(f"unknown scenario {name!r}; known scenarios: {listing}", file=display_path(directory))
     return load(path, base=directory.parent)
+
+
+# ------------------------------------------------------------------ docs
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def metrics_cell_doc(scenario_name: str) -> str:
+    """Markdown listing the scenario's metric keys and their descriptions (a notebook's first cell)."""
+    sc = get(scenario_name)
+    rows = "\n".join(f"| `{key}` | {_md_cell(desc)} |" for key, desc in sc.metrics.items())
+    return (
+        f"### {sc.title}\n\n"
+        f"{sc.summary}\n\n"
+        f"This notebook writes `metrics.json` to `out_dir` with these keys "
+        f"(declared in `scenarios/{sc.name}.yaml`):\n\n"
+        f"| key | meaning |\n|---|---|\n{rows}\n"
+    )

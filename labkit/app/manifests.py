@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from labkit.cluster import Cluster
+from labkit.core.cluster import Cluster
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry
 from labkit.engine.plan import DryRunFailed, plan
-from labkit.errors import ApiError, LabkitError
+from labkit.core.errors import ApiError, LabkitError
 from labkit.gitops.render import load_manifests, parse_manifests
 
 _FIELD_IN_MESSAGE = re.compile(r"\): (\.[A-Za-z0-9_.\[\]=\"-]+): ")

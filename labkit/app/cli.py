@@ -5,7 +5,7 @@
     labkit run --all [--out DIR] [--jobs N]  every scenario into DIR/<name>/ (default reports/), N at a time
     labkit try PATH_OR_GIT_URL [...]        reconcile your own manifest repo in the simulator (labkit.tryrepo.cli)
     labkit lab [--workspace DIR] [JUPYTER ARGS...]   JupyterLab in notebooks/ (or a workshop workspace)
-    labkit bench [--only NAME]... [--quick] [--json]   every benchmarks/bench_*.py, one table (labkit.bench)
+    labkit bench [--only NAME]... [--quick] [--json]   every benchmarks/bench_*.py, one table (labkit.app.bench)
 
 Exit codes: 0 ok; 1 a scenario failed (its notebook raised, or its metrics were not
 what the YAML declares); 2 bad input (``labkit: error: <message>`` on stderr, as
@@ -14,7 +14,7 @@ system refused — too long, not a directory, unreadable); 130 interrupted.  Use
 see a traceback for an input error or a failing notebook; an unexpected internal error
 prints one line (exit 70), and ``LABKIT_DEBUG=1`` shows its traceback.  Every error line
 is one line: text from the input (file names, object names) has its control characters
-escaped (``labkit.textsafe.one_line``) and is shortened in the middle when very long.
+escaped (``labkit.core.textsafe.one_line``) and is shortened in the middle when very long.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from labkit.errors import LabkitError
-from labkit.textsafe import one_line
+from labkit.core.errors import LabkitError
+from labkit.core.textsafe import one_line
 
 PROG = "labkit"
 
@@ -128,7 +128,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from labkit import scenario as sc_mod
+    from labkit.scenarios import spec as sc_mod
 
     out, _ = _consoles()
     if args.name:
@@ -171,7 +171,8 @@ def _run_one(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from labkit import runner, scenario as sc_mod
+    from labkit.app import runner
+    from labkit.scenarios import spec as sc_mod
 
     out, err = _consoles()
     sc = sc_mod.get(args.name)
@@ -204,7 +205,8 @@ def _run_all(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from labkit import runner, scenario as sc_mod
+    from labkit.app import runner
+    from labkit.scenarios import spec as sc_mod
 
     if args.param:
         raise LabkitError("--param applies to one scenario; `run --all` uses every scenario's defaults", field="--param")
@@ -266,7 +268,7 @@ def _run_all(args: argparse.Namespace) -> int:
 def _jobs(text: str | None) -> int:
     """``--jobs``: a whole number of 1 or more; the number of cores when not given."""
     if text is None:
-        from labkit.parallel import default_jobs
+        from labkit.app.parallel import default_jobs
 
         return default_jobs()
     try:
@@ -284,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.all and args.name:
         raise LabkitError("give a scenario NAME or --all, not both")
     if not args.all and not args.name:
-        from labkit import scenario as sc_mod
+        from labkit.scenarios import spec as sc_mod
 
         known = ", ".join(sc_mod.names()) or "(none)"
         raise LabkitError(f"name a scenario to run, or --all; known scenarios: {known}")
@@ -321,7 +323,7 @@ def lab_command(extra: Sequence[str] = (), workspace: str | None = None) -> tupl
     import secrets
     import socket
 
-    from labkit import scenario as sc_mod
+    from labkit.scenarios import spec as sc_mod
 
     if workspace is not None:
         from labkit.workshop.workspace import find_workspace
@@ -494,7 +496,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ labkit bench
 
 def add_bench_command(sub: Any) -> None:
-    """``labkit bench``: run every benchmark script and print one table of figures (see labkit.bench)."""
+    """``labkit bench``: run every benchmark script and print one table of figures (see labkit.app.bench)."""
     p = sub.add_parser(
         "bench", help="run every benchmarks/bench_*.py and print one table (figure, value, target)",
         description=(
@@ -521,7 +523,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from rich.text import Text
 
-    from labkit import bench, scenario as sc_mod
+    from labkit.app import bench
+    from labkit.scenarios import spec as sc_mod
 
     if args.timeout <= 0:
         raise LabkitError("must be positive", field="--timeout")

@@ -29,14 +29,14 @@ Flux's CRDs are stricter than ``ParseDuration``: their OpenAPI schema requires
 check first, so a manifest the API server would reject is rejected here with
 the same field path.
 
-Invalid input raises ``labkit.errors.LabkitError`` naming the field (and file
+Invalid input raises ``labkit.core.errors.LabkitError`` naming the field (and file
 when given): ``spec.interval: invalid duration "1x": unknown unit "x"``.
 """
 from __future__ import annotations
 
 import re
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 __all__ = [
     "FLUX_DURATION_PATTERN",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from labkit import report, scenario
-from labkit.scenarios import start_here as sh
+from labkit.core import report
+from labkit.scenarios import spec as scenario
+from labkit.workshop import start_here as sh
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_map_lists_every_other_scenario_and_the_first_exercise_exists():
 def test_headless_run_with_explorer_leaves_the_playground_widget(tmp_path, monkeypatch):
     import nbformat
 
-    from labkit import runner
+    from labkit.app import runner
 
     monkeypatch.setenv("LABKIT_HOME", str(scenario.home()))
     sc = scenario.get(sh.SELF)

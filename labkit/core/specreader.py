@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def show(v: Any) -> str:

@@ -48,8 +48,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit.clock import rng_for
-from labkit.duration import format_duration
+from labkit.core.clock import rng_for
+from labkit.core.duration import format_duration
 from labkit.scenarios.lab import PODINFO, FleetLab
 
 ENV = "staging"
@@ -238,7 +238,7 @@ def run_start_here(*, seed: int = 0, source_interval_s: float = 60.0, apps_inter
                    cluster: str = "sim") -> StartHereResult:
     """The four principles on one lab, in one story (see the module docstring)."""
     if cluster != "sim":
-        from labkit.errors import LabkitError
+        from labkit.core.errors import LabkitError
 
         raise LabkitError("the start-here notebook runs on the embedded simulator (cluster='sim')", field="cluster")
     lab = FleetLab(seed=seed, source_interval=format_duration(source_interval_s),
@@ -417,7 +417,7 @@ def plot_reconciled(result: StartHereResult) -> plt.Figure:
 
 def notebook_map() -> pd.DataFrame:
     """Every other notebook: what it shows, measured headless run time, exercises and their estimated minutes."""
-    from labkit import scenario as sc_mod
+    from labkit.scenarios import spec as sc_mod
     from labkit.workshop import durations
     from labkit.workshop.registry import exercises
 
@@ -454,7 +454,7 @@ def first_exercise_workspace(workspace: str = "") -> tuple[Any, str]:
     workspace is made in a temporary folder, so the check below still shows what it
     says about the starting files; the second value says which it is.
     """
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
     from labkit.workshop import find_workspace, start_workspace
 
     try:
@@ -511,7 +511,7 @@ class PrinciplesPlayground:
     # actions -------------------------------------------------------------
 
     def _do(self, action) -> None:
-        from labkit.errors import LabkitError
+        from labkit.core.errors import LabkitError
 
         try:
             note = action()
@@ -619,7 +619,7 @@ class PrinciplesPlayground:
                 if e_.event in ("ReconciliationSucceeded", "ReconciliationFailed")]
         ks = self.lab.kustomization(ENV) or {}
         interval = str((ks.get("spec") or {}).get("interval"))
-        from labkit.duration import parse_duration
+        from labkit.core.duration import parse_duration
 
         nxt = f", next ≈ {(runs[-1] + parse_duration(interval)) / 60:.1f} min" if runs else ""
         events = [e_ for e_ in log.records() if e_.component != "api"][-6:][::-1]

@@ -10,9 +10,11 @@ generator, so a seed gives the same run every time.
 """
 from __future__ import annotations
 
+import calendar
 import functools
 import hashlib
 import random
+import time
 
 import simpy
 import simpy.rt
@@ -50,3 +52,22 @@ def _timestamp(whole_seconds: int) -> str:
 
     t = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=whole_seconds)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_parsed: dict[str, float] = {}
+
+
+def parse_time(value: str | None) -> float | None:
+    """Virtual seconds of an RFC 3339 timestamp (the inverse of ``timestamp``; None or unparseable -> None), memoised."""
+    if not value:
+        return None
+    t = _parsed.get(value)
+    if t is None:
+        try:
+            t = float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")) - EPOCH_UNIX)
+        except ValueError:
+            return None
+        if len(_parsed) > 200_000:
+            _parsed.clear()
+        _parsed[value] = t
+    return t

@@ -5,7 +5,7 @@ Why processes, and why these
 A scenario run is papermill driving one Jupyter kernel: the kernel (a process of
 its own) computes, the runner mostly waits on ZeroMQ.  Running several side by side
 could be done with threads in one runner, but papermill's logging, nbclient's event
-loops and the per-run log redirection (:func:`labkit.runner._papermill_log_to`) are
+loops and the per-run log redirection (:func:`labkit.app.runner._papermill_log_to`) are
 process-wide state, so each scenario runs in its own worker process instead, exactly
 as ``labkit run NAME`` would run it: its own kernel, its own ``run.log``, its own
 ``metrics.json``.  Nothing is shared between two runs but the machine, so the outputs
@@ -29,7 +29,7 @@ back in the catalogue order, so the summary table reads the same as a serial run
 
 Failures and interrupts
 -----------------------
-A scenario that fails is a failed :class:`~labkit.runner.RunResult`, as in a serial
+A scenario that fails is a failed :class:`~labkit.app.runner.RunResult`, as in a serial
 run, and the others go on.  A worker that dies without a result (killed, out of
 memory) is a failed result saying so.  An unexpected exception inside a worker (a bug
 in labkit) is raised here, as it would have been serially, after the other workers are
@@ -49,14 +49,14 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
-    from labkit.scenario import Scenario
+    from labkit.scenarios.spec import Scenario
 
 R = TypeVar("R")
 
 __all__ = ["default_jobs", "run_parallel", "schedule"]
 
 #: Modules the forkserver imports once, so that every worker starts with them loaded.
-_PRELOAD = ["labkit.runner", "papermill", "nbclient", "nbformat", "jupyter_client"]
+_PRELOAD = ["labkit.app.runner", "papermill", "nbclient", "nbformat", "jupyter_client"]
 #: Seconds the workers get to shut their kernels down after Ctrl-C before they are terminated.
 _STOP_GRACE_S = 5.0
 

@@ -2,7 +2,7 @@
 
 Every scenario notebook ends with::
 
-    from labkit import report
+    from labkit.core import report
     report.write_metrics({"commit_to_applied_s": 41.5, ...}, out_dir)
     report.save_figure(fig, out_dir, "commit-to-applied")
 
@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 METRICS_FILE = "metrics.json"
 #: The longest list a metric value may be ("small lists").
@@ -177,24 +177,3 @@ def save_figure(fig: Any, out_dir: str | Path, name: str) -> Path:
     path = directory / f"{stem}.png"
     fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight", format="png")
     return path
-
-
-# ------------------------------------------------------------------ docs
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def metrics_cell_doc(scenario_name: str) -> str:
-    """Markdown listing the scenario's metric keys and their descriptions (a notebook's first cell)."""
-    from labkit import scenario as scenario_mod
-
-    sc = scenario_mod.get(scenario_name)
-    rows = "\n".join(f"| `{key}` | {_md_cell(desc)} |" for key, desc in sc.metrics.items())
-    return (
-        f"### {sc.title}\n\n"
-        f"{sc.summary}\n\n"
-        f"This notebook writes `metrics.json` to `out_dir` with these keys "
-        f"(declared in `scenarios/{sc.name}.yaml`):\n\n"
-        f"| key | meaning |\n|---|---|\n{rows}\n"
-    )

@@ -9,7 +9,7 @@ go, ``labkit bench`` runs each script in its own process (so one benchmark's hea
 threads, caches or crash never touch the next one) and needs the *figures* back in a
 common shape.  The contract is deliberately tiny, one call at the end of a script::
 
-    from labkit.bench import Figure, report
+    from labkit.app.bench import Figure, report
 
     report([Figure("first apply, 1,000 objects", wall, "s", target=5.0, op="<"),
             Figure("writes during the no-op resync", writes, "", target=0, op="==")])
@@ -212,7 +212,7 @@ def discover(directory: Path, only: Sequence[str] = ()) -> list[Path]:
     A name in ``only`` may be ``engine``, ``bench_engine`` or ``bench_engine.py``;
     an unknown name raises ``LabkitError`` listing the known ones.
     """
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
 
     if not directory.is_dir():
         raise LabkitError("no benchmarks folder (set LABKIT_HOME to the labkit checkout)", file=str(directory))
@@ -340,7 +340,7 @@ def run_script(
     elif skipped is not None:
         res.status, res.reason = SKIPPED, skipped
     elif not figures:
-        res.status, res.reason = RAN, "ran, see output (the script reports no figures through labkit.bench)"
+        res.status, res.reason = RAN, "ran, see output (the script reports no figures through labkit.app.bench)"
     if bad and not res.failed:
         res.reason = (res.reason + "; " if res.reason else "") + f"{len(bad)} unreadable figure record(s)"
     return res

@@ -4,16 +4,16 @@ One run:
 
 1. resolve the parameters: the scenario YAML's defaults (on a real cluster overlaid with
    its ``real_cluster.parameters``) overlaid with ``--param k=v`` (coerced and validated by
-   :mod:`labkit.scenario`), plus the three every notebook gets -- ``seed``, ``cluster``
+   :mod:`labkit.scenarios.spec`), plus the three every notebook gets -- ``seed``, ``cluster``
    and ``out_dir`` (absolute).  A ``--cluster`` the YAML's ``clusters:`` does not list is
    refused here, before anything starts;
-2. make the cluster usable (:func:`labkit.scenarios.target.provision`): ``--cluster kwok``
+2. make the cluster usable (:func:`labkit.scenarios.backend.provision`): ``--cluster kwok``
    with no ``labkit`` control plane running starts a temporary one for the run and deletes
    it afterwards; namespaces the run created on a real cluster are deleted at the end;
 3. papermill executes ``notebook`` with those parameters, in the notebook's own folder,
    on the ``python3`` kernel of *this* interpreter (``LABKIT_KERNEL`` names another
    kernelspec), writing the executed notebook to ``<out_dir>/<name>.ipynb``;
-4. the notebook writes ``metrics.json`` and figures into ``out_dir`` (:mod:`labkit.report`);
+4. the notebook writes ``metrics.json`` and figures into ``out_dir`` (:mod:`labkit.core.report`);
    papermill's log and the kernel process's own output go to ``<out_dir>/run.log``;
 5. the runner checks ``metrics.json`` is there, is flat JSON, and holds exactly the keys
    the YAML declares under ``metrics:``.
@@ -21,7 +21,7 @@ One run:
 A notebook that fails is a :class:`RunResult` with ``ok=False`` and a one-paragraph
 ``error`` (the cell's exception name and message, and where the executed notebook with
 the full traceback is) -- never a traceback.  Input mistakes raise
-:class:`labkit.errors.LabkitError` before anything runs.
+:class:`labkit.core.errors.LabkitError` before anything runs.
 """
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from labkit.errors import LabkitError
-from labkit.report import METRICS_FILE
-from labkit.scenario import Scenario, display_path
-from labkit import scenario as scenario_mod
+from labkit.core.errors import LabkitError
+from labkit.core.report import METRICS_FILE
+from labkit.scenarios.spec import Scenario, display_path
+from labkit.scenarios import spec as scenario_mod
 
 DEFAULT_KERNEL = "python3"
 #: papermill's log and the kernel process's own stdout/stderr, kept off the user's terminal.
@@ -86,13 +86,13 @@ def _first_line(source: Any, limit: int = 70) -> str:
 
 def check_metrics(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     """The run's metrics; ``LabkitError`` when missing, malformed, or not the declared keys."""
-    from labkit.report import read_metrics, validate_metrics
+    from labkit.core.report import read_metrics, validate_metrics
 
     path = out_dir / METRICS_FILE
     if not path.is_file():
         raise LabkitError(
             f"the notebook did not write {METRICS_FILE} to out_dir ({display_path(out_dir)}); "
-            "it must call labkit.report.write_metrics(metrics, out_dir)",
+            "it must call labkit.core.report.write_metrics(metrics, out_dir)",
             file=display_path(sc.notebook),
         )
     metrics = read_metrics(out_dir)
@@ -176,7 +176,7 @@ def run_scenario(
             stale.unlink()
 
     started = time.monotonic()
-    from labkit.scenarios.target import provision
+    from labkit.scenarios.backend import provision
 
     with provision(cluster) as target:  # a clear LabkitError before papermill if the cluster is unusable
         return _execute(sc, values, seed, target, out, executed, started, kernel, timeout)
@@ -330,11 +330,11 @@ def run_all(
     """Run each scenario with its defaults into ``<out_root>/<name>/``; results in the given order.
 
     ``jobs`` 1 runs them one after another, in order.  More runs up to ``jobs`` at a
-    time, each in its own worker process (:mod:`labkit.parallel`), longest first;
+    time, each in its own worker process (:mod:`labkit.app.parallel`), longest first;
     ``on_start``/``on_done`` are then called in this process as each one starts and
     finishes, and the results still come back in the given order.
     """
-    from labkit.scenarios.target import kind_of, provision
+    from labkit.scenarios.backend import kind_of, provision
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise LabkitError(f"expects a whole number of 1 or more, got {jobs!r}", field="--jobs")
@@ -364,7 +364,7 @@ def _run_each(scenarios: list[Scenario], root: Path, seed: int, cluster: str, ke
               timeout: float | None, jobs: int, on_start: Callable[[Scenario], None] | None,
               on_done: Callable[[Scenario, RunResult], None] | None) -> list[RunResult]:
     if jobs > 1 and len(scenarios) > 1:
-        from labkit.parallel import run_parallel
+        from labkit.app.parallel import run_parallel
 
         run = functools.partial(run_in_batch, root=root.resolve(), seed=seed, cluster=cluster, kernel=kernel,
                                 timeout=timeout)
