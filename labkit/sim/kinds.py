@@ -128,6 +128,7 @@ class KindRegistry:
 
     def __init__(self) -> None:
         self._kinds: dict[tuple[str, str], KindInfo] = {}
+        self._by_api_version: dict[tuple[str, str], KindInfo | None] = {}  # (apiVersion, kind) -> known(...)
         for info in BUILTINS:
             self._kinds[(info.group, info.kind)] = KindInfo(**{**info.__dict__})
 
@@ -141,6 +142,16 @@ class KindRegistry:
 
     def known(self, group: str, kind: str) -> KindInfo | None:
         return self._kinds.get((group, kind))
+
+    def known_object(self, api_version: str, kind: str) -> KindInfo | None:
+        """``known`` for an object's ``apiVersion`` (version not checked), memoised: controllers
+        writing status ask it for the same few kinds hundreds of thousands of times."""
+        key = (api_version, kind)
+        try:
+            return self._by_api_version[key]
+        except KeyError:
+            info = self._by_api_version[key] = self._kinds.get((split_api_version(api_version)[0], kind))
+            return info
 
     def register_crd(self, crd: dict[str, Any]) -> KindInfo:
         spec = crd.get("spec") or {}
@@ -157,12 +168,14 @@ class KindRegistry:
             custom=True,
         )
         self._kinds[(info.group, info.kind)] = info
+        self._by_api_version.clear()
         return info
 
     def unregister(self, group: str, kind: str) -> None:
         info = self._kinds.get((group, kind))
         if info is not None and info.custom:
             del self._kinds[(group, kind)]
+            self._by_api_version.clear()
 
     def all(self) -> list[KindInfo]:
         return list(self._kinds.values())
@@ -204,24 +217,60 @@ def _ok(want: str, v: Any) -> bool:
     return True
 
 
-def _values(obj: Any, parts: list[str], trail: str) -> list[tuple[str, Any]]:
-    if not parts:
-        return [(trail, obj)]
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        name = head[:-2]
-        if not isinstance(obj, dict) or not isinstance(obj.get(name), list):
-            return []
-        out = []
-        for i, item in enumerate(obj[name]):
-            label = f'{trail}.{name}[{i}]'
-            if isinstance(item, dict) and "name" in item:
-                label = f'{trail}.{name}[name="{item["name"]}"]'
-            out.extend(_values(item, rest, label))
-        return out
-    if not isinstance(obj, dict) or head not in obj:
-        return []
-    return _values(obj[head], rest, f"{trail}.{head}")
+# (typed dict, compiled checks) per KindInfo.typed: the patterns split once, not on every write
+_COMPILED: dict[int, tuple[dict[str, str], list[tuple[tuple[tuple[str, bool], ...], str]]]] = {}
+
+
+def _compiled(typed: dict[str, str]) -> list[tuple[tuple[tuple[str, bool], ...], str]]:
+    hit = _COMPILED.get(id(typed))
+    if hit is not None and hit[0] is typed:
+        return hit[1]
+    checks = [(tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in pattern.split(".")), want)
+              for pattern, want in {**_META_TYPES, **typed}.items()]
+    _COMPILED[id(typed)] = (typed, checks)
+    return checks
+
+
+def _bad(obj: Any, steps: tuple[tuple[str, bool], ...], i: int, want: str, picks: tuple,
+         errs: list[tuple[str, str, Any]]) -> None:
+    """Append ``(path, want, value)`` for each value at ``steps[i:]`` that is not a ``want``.
+
+    ``[]`` steps visit every element of a list, in order; the path is only spelled out for a value
+    that fails (``picks`` holds the list elements passed on the way), as ``.spec.template.spec.
+    containers[name="web"].image`` or, for an element without a name, ``.ports[0].port``.
+    """
+    n = len(steps)
+    while i < n:
+        name, is_list = steps[i]
+        if not isinstance(obj, dict):
+            return
+        if is_list:
+            items = obj.get(name)
+            if not isinstance(items, list):
+                return
+            for j, item in enumerate(items):
+                _bad(item, steps, i + 1, want, picks + ((j, item),), errs)
+            return
+        if name not in obj:
+            return
+        obj = obj[name]
+        i += 1
+    if not _ok(want, obj):
+        errs.append((_label(steps, picks), want, obj))
+
+
+def _label(steps: tuple[tuple[str, bool], ...], picks: tuple) -> str:
+    out = []
+    k = 0
+    for name, is_list in steps:
+        if is_list:
+            j, item = picks[k]
+            k += 1
+            out.append(f'.{name}[name="{item["name"]}"]' if isinstance(item, dict) and "name" in item
+                       else f".{name}[{j}]")
+        else:
+            out.append(f".{name}")
+    return "".join(out)
 
 
 def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
@@ -231,11 +280,8 @@ def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any
         for k in obj:
             if k not in info.top_level:
                 errs.append((f".{k}", "undeclared", obj[k]))
-    checks = {**_META_TYPES, **info.typed}
-    for pattern, want in checks.items():
-        for path, value in _values(obj, pattern.split("."), ""):
-            if not _ok(want, value):
-                errs.append((path, want, value))
+    for steps, want in _compiled(info.typed):
+        _bad(obj, steps, 0, want, (), errs)
     for section in ("labels", "annotations"):
         md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         m = md.get(section)

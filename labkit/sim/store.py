@@ -52,7 +52,6 @@ Reads through the seam (``get`` / ``list``) return deep copies with
 """
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -64,12 +63,13 @@ from labkit.errors import ApiError, already_exists, conflict, not_found, qualifi
 from labkit.events import EventLog, object_key
 from labkit.sim import admission, fieldset
 from labkit.sim.defaults import apply_defaults
-from labkit.sim.kinds import KindInfo, KindRegistry, apply_type_error, split_api_version, type_errors, update_type_error
+from labkit.sim.kinds import KindInfo, KindRegistry, apply_type_error, type_errors, update_type_error
 
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
                    "deletionTimestamp", "deletionGracePeriodSeconds")
 IDENTITY_PATHS = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_STATUS = frozenset({"status"})
 
 Key = tuple[str, str]  # (namespace, name)
 GK = tuple[str, str]  # (group, kind)
@@ -77,6 +77,9 @@ Watcher = Callable[[str, dict], None]
 
 
 iso = timestamp
+# uuid.UUID(int=n, version=4): the variant bits (10) and the version nibble (4)
+_UUID_CLEAR = ~((0xc000 << 48) | (0xf000 << 64))
+_UUID_SET = (0x8000 << 48) | (4 << 76)
 
 
 @dataclass
@@ -90,11 +93,23 @@ class ManagedEntry:
     _v1: tuple[frozenset, dict] | None = field(default=None, repr=False, compare=False)
 
     def fields_v1(self) -> dict:
-        """The ``fieldsV1`` document of this entry (cached until the field set changes)."""
+        """The ``fieldsV1`` document of this entry (cached until the field set changes; read-only).
+
+        Documents are also shared between entries with the same field set (``_FIELDS_V1``): ten
+        thousand ConfigMaps applied from one template own ten thousand equal sets.
+        """
         key = frozenset(self.fields)
         if self._v1 is None or self._v1[0] != key:
-            self._v1 = (key, fieldset.to_fields_v1(self.fields))
+            doc = _FIELDS_V1.get(key)
+            if doc is None:
+                if len(_FIELDS_V1) >= 4096:
+                    _FIELDS_V1.clear()
+                doc = _FIELDS_V1[key] = fieldset.to_fields_v1(self.fields)
+            self._v1 = (key, doc)
         return self._v1[1]
+
+
+_FIELDS_V1: dict[frozenset, dict] = {}
 
 
 class ApiStore:
@@ -109,6 +124,12 @@ class ApiStore:
         self._objects: dict[GK, dict[Key, dict]] = defaultdict(dict)
         self._managed: dict[tuple[str, str, str, str], dict[tuple[str, str, str], ManagedEntry]] = {}
         self._by_uid: dict[str, tuple[GK, Key]] = {}
+        # the garbage collector's owner index: owner uid -> where the objects naming it in their
+        # ownerReferences live, and each object's rank in its kind's map (the order a scan of
+        # _objects visits them, which the collector's deletions follow)
+        self._dependents_of: dict[str, dict[tuple[GK, Key], None]] = {}
+        self._seq: dict[tuple[GK, Key], int] = {}
+        self._next_seq = 0
         self._watchers: dict[GK, list[Watcher]] = defaultdict(list)
         self._any_watchers: list[Watcher] = []
         self._rv = 0
@@ -136,7 +157,11 @@ class ApiStore:
         return str(self._rv)
 
     def _uid(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """``str(uuid.UUID(int=<128 seeded bits>, version=4))``, formatted directly."""
+        n = self._rng.getrandbits(128)
+        n = (n & _UUID_CLEAR) | _UUID_SET
+        h = "%032x" % n
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def random_suffix(self, n: int = 5) -> str:
         alphabet = "bcdfghjklmnpqrstvwxz2456789"
@@ -335,9 +360,14 @@ class ApiStore:
             return out
         md["resourceVersion"] = self._next_rv()
         ns, name = md.get("namespace", ""), md["name"]
-        self._objects[(info.group, info.kind)][(ns, name)] = new
+        gk, key = (info.group, info.kind), (ns, name)
+        self._objects[gk][key] = new
         self._managed[(info.group, info.kind, ns, name)] = entries
-        self._by_uid[md["uid"]] = ((info.group, info.kind), (ns, name))
+        self._by_uid[md["uid"]] = (gk, key)
+        self._seq[(gk, key)] = self._next_seq
+        self._next_seq += 1
+        if md.get("ownerReferences"):
+            self._index_owners((gk, key), None, md["ownerReferences"])
         self._count_write(manager)
         self.log.record("api", "Created", object_key(info.kind, ns, name), detail={"manager": manager})
         if info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition":
@@ -469,10 +499,11 @@ class ApiStore:
 
     def _take_changed(self, entries: dict, live: dict, new: dict, manager: str, operation: str,
                       subresource: str, api_version: str, only: set | None = None) -> None:
-        new_fields = fieldset.fields_of(new) - IDENTITY_PATHS
-        old_fields = fieldset.fields_of(live) - IDENTITY_PATHS
-        changed = {p for p in new_fields if p[0] != "status" and fieldset.get_path(live, p) != fieldset.get_path(new, p)}
-        removed = {p for p in old_fields - new_fields if p[0] != "status"}
+        # the paths of new whose value changed and the paths new no longer has, status aside
+        # (fieldset.diff walks only what differs: an Update of one field touches one path)
+        changed, removed = fieldset.diff(live, new, _STATUS)
+        changed -= IDENTITY_PATHS
+        removed -= IDENTITY_PATHS
         if only is not None:
             changed &= only
         for e in entries.values():
@@ -508,7 +539,7 @@ class ApiStore:
 
     def update_status(self, obj: dict, status: dict, *, field_manager: str) -> dict:
         """Write the status subresource of a stored object (controllers). No generation bump."""
-        info = self.kinds.known(split_api_version(obj["apiVersion"])[0], obj["kind"])
+        info = self.kinds.known_object(obj["apiVersion"], obj["kind"])
         if info is None:
             raise not_found(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
         md = obj["metadata"]
@@ -598,8 +629,11 @@ class ApiStore:
                 old = old_entries.get(k)
                 if old is None or old.fields != e.fields:
                     e.time = self.now()
-        self._objects[(info.group, info.kind)][(lmd.get("namespace", ""), lmd["name"])] = new
+        loc = ((info.group, info.kind), (lmd.get("namespace", ""), lmd["name"]))
+        self._objects[loc[0]][loc[1]] = new
         self._managed[okey] = entries
+        if md.get("ownerReferences") != lmd.get("ownerReferences"):
+            self._index_owners(loc, lmd.get("ownerReferences"), md.get("ownerReferences"))
         self._count_write(manager)
         self.log.record("api", "Updated", object_key(info.kind, lmd.get("namespace"), lmd["name"]),
                         detail={"manager": manager, "operation": operation,
@@ -701,6 +735,10 @@ class ApiStore:
         self._objects[(info.group, info.kind)].pop((ns, name), None)
         self._managed.pop((info.group, info.kind, ns, name), None)
         self._by_uid.pop(md.get("uid", ""), None)
+        loc = ((info.group, info.kind), (ns, name))
+        self._seq.pop(loc, None)
+        if md.get("ownerReferences"):
+            self._index_owners(loc, md["ownerReferences"], None)
         self._rv += 1
         self._count_write("deleter")
         if info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition":
@@ -716,15 +754,32 @@ class ApiStore:
 
     # ------------------------------------------------------------------ garbage collection
 
+    def _index_owners(self, loc: tuple[GK, Key], old_refs: list | None, new_refs: list | None) -> None:
+        """Move the object at ``loc`` from the owners in ``old_refs`` to those in ``new_refs``."""
+        old = {r.get("uid") for r in old_refs or () if isinstance(r, dict)}
+        new = {r.get("uid") for r in new_refs or () if isinstance(r, dict)}
+        index = self._dependents_of
+        for uid in old - new:
+            deps = index.get(uid)
+            if deps is not None:
+                deps.pop(loc, None)
+                if not deps:
+                    del index[uid]
+        for uid in new - old:
+            index.setdefault(uid, {})[loc] = None
+
     def _dependents(self, uid: str) -> list[dict]:
-        out = []
-        for objs in self._objects.values():
-            for o in objs.values():
-                for r in o["metadata"].get("ownerReferences") or ():
-                    if r.get("uid") == uid:
-                        out.append(o)
-                        break
-        return out
+        """The objects whose ownerReferences name ``uid``, in the order a scan of every object finds them."""
+        locs = self._dependents_of.get(uid)
+        if not locs:
+            return []
+        order = list(locs)
+        if len(order) > 1:
+            rank = {gk: i for i, gk in enumerate(self._objects)}
+            seq = self._seq
+            order.sort(key=lambda loc: (rank[loc[0]], seq[loc]))
+        objects = self._objects
+        return [objects[gk][key] for gk, key in order]
 
     def _enqueue_gc(self, token: str) -> None:
         self._gc_queue.append(token)
