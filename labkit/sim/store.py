@@ -130,6 +130,9 @@ class ApiStore:
         self._dependents_of: dict[str, dict[tuple[GK, Key], None]] = {}
         self._seq: dict[tuple[GK, Key], int] = {}
         self._next_seq = 0
+        # where objects in foreground deletion (deletionTimestamp and the foregroundDeletion finalizer)
+        # may be: a superset, checked when the collector looks for owners whose dependents are gone
+        self._foreground: dict[tuple[GK, Key], None] = {}
         self._watchers: dict[GK, list[Watcher]] = defaultdict(list)
         self._any_watchers: list[Watcher] = []
         self._rv = 0
@@ -303,8 +306,13 @@ class ApiStore:
                 new["metadata"].pop(f, None)
         return info, new
 
-    def create(self, obj: dict, *, manager: str, dry_run: bool = False) -> dict:
-        """POST: create a new object (controllers, kubectl create). Raises AlreadyExists."""
+    def create(self, obj: dict, *, manager: str, dry_run: bool = False, render: bool = True) -> dict:
+        """POST: create a new object (controllers, kubectl create). Raises AlreadyExists.
+
+        Every write returns the object as the API server answers it, a copy with its
+        ``managedFields``; ``render=False`` returns the stored object itself instead (read-only, as
+        ``ref``), for the simulator's controllers, which write and move on.
+        """
         info, new = self._prepare_input(obj, apply=False)
         new["metadata"].pop("resourceVersion", None)
         md = new["metadata"]
@@ -322,7 +330,7 @@ class ApiStore:
         fields = fieldset.fields_of(new) - IDENTITY_PATHS
         fields = {p for p in fields if p[0] != "status"}
         entries = {(manager, "Update", ""): ManagedEntry(manager, "Update", new["apiVersion"], self.now(), fields)}
-        return self._persist_new(info, new, entries, manager, dry_run)
+        return self._persist_new(info, new, entries, manager, dry_run, render)
 
     def _create_defaults(self, info: KindInfo, new: dict) -> None:
         if info.kind == "Service" and info.group == "":
@@ -348,7 +356,8 @@ class ApiStore:
             if tpl_labels and not new["metadata"].get("labels"):
                 new["metadata"]["labels"] = dict(tpl_labels)
 
-    def _persist_new(self, info: KindInfo, new: dict, entries: dict, manager: str, dry_run: bool) -> dict:
+    def _persist_new(self, info: KindInfo, new: dict, entries: dict, manager: str, dry_run: bool,
+                     render: bool = True) -> dict:
         md = new["metadata"]
         md.setdefault("uid", self._uid())
         md["creationTimestamp"] = iso(self.now())
@@ -373,7 +382,7 @@ class ApiStore:
         if info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition":
             self._establish_crd(new)
         self._notify("ADDED", info, new)
-        return self._render(info, new)
+        return self._render(info, new) if render else new
 
     # ------------------------------------------------------------------ server-side apply
 
@@ -463,8 +472,11 @@ class ApiStore:
 
     # ------------------------------------------------------------------ update operations
 
-    def update(self, obj: dict, *, field_manager: str, dry_run: bool = False, subresource: str = "") -> dict:
-        """PUT (an Update operation): replace the object; the manager owns what it changed."""
+    def update(self, obj: dict, *, field_manager: str, dry_run: bool = False, subresource: str = "",
+               render: bool = True) -> dict:
+        """PUT (an Update operation): replace the object; the manager owns what it changed.
+
+        ``render``: see ``create``."""
         info, new = self._prepare_input(obj, apply=False)
         ns, name = self._key(info, new)
         live = self.ref(info.group, info.kind, ns, name)
@@ -484,7 +496,7 @@ class ApiStore:
         entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", subresource, new["apiVersion"])
-        return self._persist_update(info, live, new, entries, field_manager, "Update", dry_run)
+        return self._persist_update(info, live, new, entries, field_manager, "Update", dry_run, render)
 
     def _carry_server_fields(self, info: KindInfo, live: dict, new: dict) -> None:
         if info.kind == "Service" and info.group == "":
@@ -520,8 +532,10 @@ class ApiStore:
             del entries[k]
 
     def scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int, *,
-              field_manager: str, dry_run: bool = False) -> dict:
-        """The ``scale`` subresource: an Update of ``spec.replicas`` (HPA, ``kubectl scale``)."""
+              field_manager: str, dry_run: bool = False, render: bool = True) -> dict:
+        """The ``scale`` subresource: an Update of ``spec.replicas`` (HPA, ``kubectl scale``).
+
+        ``render``: see ``create``."""
         info = self.info(api_version, kind)
         live = self.ref(info.group, kind, namespace, name)
         if live is None:
@@ -535,7 +549,7 @@ class ApiStore:
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", "scale", api_version,
                            only={("spec", "replicas")})
-        return self._persist_update(info, live, new, entries, field_manager, "Update", dry_run)
+        return self._persist_update(info, live, new, entries, field_manager, "Update", dry_run, render)
 
     def update_status(self, obj: dict, status: dict, *, field_manager: str) -> dict:
         """Write the status subresource of a stored object (controllers). No generation bump."""
@@ -570,8 +584,8 @@ class ApiStore:
 
     def set_metadata(self, obj: dict, *, field_manager: str, labels: dict | None = None,
                      annotations: dict | None = None, owner_references: list | None = None,
-                     finalizers: list | None = None) -> dict:
-        """A metadata-only Update by a controller (adoption, finalizer removal)."""
+                     finalizers: list | None = None, render: bool = True) -> dict:
+        """A metadata-only Update by a controller (adoption, finalizer removal; ``render``: see ``create``)."""
         info = self.info(obj["apiVersion"], obj["kind"])
         md = obj["metadata"]
         live = self.ref(info.group, info.kind, md.get("namespace", ""), md["name"])
@@ -592,10 +606,10 @@ class ApiStore:
         entries = {k: ManagedEntry(e.manager, e.operation, e.api_version, e.time, set(e.fields), e.subresource, e._v1)
                    for k, e in self._managed.get(okey, {}).items()}
         self._take_changed(entries, live, new, field_manager, "Update", "", live["apiVersion"])
-        return self._persist_update(info, live, new, entries, field_manager, "Update", False)
+        return self._persist_update(info, live, new, entries, field_manager, "Update", False, render)
 
     def _persist_update(self, info: KindInfo, live: dict, new: dict, entries: dict, manager: str,
-                        operation: str, dry_run: bool) -> dict:
+                        operation: str, dry_run: bool, render: bool = True) -> dict:
         md, lmd = new["metadata"], live["metadata"]
         for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if f in lmd:
@@ -622,7 +636,7 @@ class ApiStore:
         if dry_run:
             return self._render_with(info, new, entries)
         if unchanged:
-            return self._render(info, live)
+            return self._render(info, live) if render else live
         md["resourceVersion"] = self._next_rv()
         if not same_owners:
             for k, e in entries.items():
@@ -634,6 +648,8 @@ class ApiStore:
         self._managed[okey] = entries
         if md.get("ownerReferences") != lmd.get("ownerReferences"):
             self._index_owners(loc, lmd.get("ownerReferences"), md.get("ownerReferences"))
+        if md.get("deletionTimestamp") and "foregroundDeletion" in (md.get("finalizers") or ()):
+            self._foreground[loc] = None
         self._count_write(manager)
         self.log.record("api", "Updated", object_key(info.kind, lmd.get("namespace"), lmd["name"]),
                         detail={"manager": manager, "operation": operation,
@@ -645,7 +661,7 @@ class ApiStore:
             self.log.record("api", "Deleted", object_key(info.kind, lmd.get("namespace"), lmd["name"]),
                             detail={"manager": manager, "finalized": True})
             self._remove(info, new)
-        return self._render(info, new)
+        return self._render(info, new) if render else new
 
     def _render_with(self, info: KindInfo, obj: dict, entries: dict) -> dict:
         ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
@@ -664,8 +680,9 @@ class ApiStore:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
                propagation: str = "Background", dry_run: bool = False, grace: bool = True,
-               manager: str = "") -> dict | None:
-        """Delete an object (see module docstring). Returns the object as last seen, None if absent."""
+               manager: str = "", render: bool = True) -> dict | None:
+        """Delete an object (see module docstring). Returns the object as last seen, None if absent
+        (``render``: see ``create``)."""
         info = self.info(api_version, kind)
         ns = (namespace or "default") if info.namespaced else ""
         live = self.ref(info.group, kind, ns, name)
@@ -682,7 +699,7 @@ class ApiStore:
         if propagation == "Orphan":
             for dep in self._dependents(md["uid"]):
                 refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != md["uid"]]
-                self.set_metadata(dep, field_manager="garbage-collector", owner_references=refs)
+                self.set_metadata(dep, field_manager="garbage-collector", owner_references=refs, render=False)
         graceful_pod = info.kind == "Pod" and info.group == "" and self.graceful_pods and grace
         if graceful_pod and (not (live.get("spec") or {}).get("nodeName")
                              or (live.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
@@ -692,7 +709,7 @@ class ApiStore:
                 self._mark_deleting(info, live, finalizers or ["kubernetes"], manager, propagation)
                 live["status"] = {"phase": "Terminating"}
                 self._enqueue_gc("ns:" + name)
-            return self._render(info, live)
+            return self._render(info, live) if render else live
         if finalizers or graceful_pod:
             if not md.get("deletionTimestamp"):
                 self._mark_deleting(info, live, finalizers, manager, propagation)
@@ -700,10 +717,10 @@ class ApiStore:
                     md["deletionGracePeriodSeconds"] = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
             if "foregroundDeletion" in finalizers:
                 self._enqueue_gc(md["uid"])
-            return self._render(info, live)
+            return self._render(info, live) if render else live
         self.log.record("api", "Deleted", object_key(kind, ns or None, name), detail={"manager": manager, "propagation": propagation})
         self._remove(info, live)
-        return self._render(info, live)
+        return self._render(info, live) if render else live
 
     def _mark_deleting(self, info: KindInfo, live: dict, finalizers: list, manager: str, propagation: str) -> None:
         md = live["metadata"]
@@ -714,6 +731,8 @@ class ApiStore:
         md["deletionTimestamp"] = iso(self.now())
         if finalizers:
             md["finalizers"] = finalizers
+            if "foregroundDeletion" in finalizers:
+                self._foreground[((info.group, info.kind), (md.get("namespace", ""), md["name"]))] = None
         md["resourceVersion"] = self._next_rv()
         self._count_write(manager or "deleter")
         self.log.record("api", "DeletionStarted", object_key(info.kind, md.get("namespace") or None, md["name"]),
@@ -737,6 +756,7 @@ class ApiStore:
         self._by_uid.pop(md.get("uid", ""), None)
         loc = ((info.group, info.kind), (ns, name))
         self._seq.pop(loc, None)
+        self._foreground.pop(loc, None)
         if md.get("ownerReferences"):
             self._index_owners(loc, md["ownerReferences"], None)
         self._rv += 1
@@ -810,10 +830,10 @@ class ApiStore:
             for d in deps:
                 if not d["metadata"].get("deletionTimestamp"):
                     self.delete(d["apiVersion"], d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"),
-                                propagation="Foreground", manager="garbage-collector")
+                                propagation="Foreground", manager="garbage-collector", render=False)
             if not any(self.by_uid(d["metadata"]["uid"]) is not None for d in deps):
                 fins = [f for f in owner["metadata"].get("finalizers") or [] if f != "foregroundDeletion"]
-                self.set_metadata(owner, field_manager="garbage-collector", finalizers=fins)
+                self.set_metadata(owner, field_manager="garbage-collector", finalizers=fins, render=False)
             else:
                 self._pending_foreground(token)
             return
@@ -823,15 +843,35 @@ class ApiStore:
             refs = d["metadata"].get("ownerReferences") or []
             if all(self.by_uid(r.get("uid", "")) is None for r in refs) and not d["metadata"].get("deletionTimestamp"):
                 self.delete(d["apiVersion"], d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"),
-                            propagation="Background", manager="garbage-collector")
+                            propagation="Background", manager="garbage-collector", render=False)
         # a dependent's removal may complete a foreground owner
-        for objs in list(self._objects.values()):
-            for o in list(objs.values()):
+        if self._foreground:
+            self._finish_foreground()
+
+    def _finish_foreground(self) -> None:
+        """Drop the foregroundDeletion finalizer of every owner in foreground deletion whose
+        dependents are all gone, visiting them in the order a scan of every object would (kind by
+        kind, each kind's objects as they stand when the scan reaches it) — but only the candidates
+        of ``_foreground``, not every object of the cluster."""
+        rank = {gk: i for i, gk in enumerate(self._objects)}
+        by_kind: dict[GK, list[tuple[GK, Key]]] = {}
+        for loc in self._foreground:
+            by_kind.setdefault(loc[0], []).append(loc)
+        seq = self._seq
+        for gk in sorted(by_kind, key=rank.__getitem__):
+            objs = self._objects[gk]
+            snapshot = [(loc, objs.get(loc[1])) for loc in sorted(by_kind[gk], key=seq.__getitem__)
+                        if loc in seq]
+            for loc, o in snapshot:
+                if o is None:
+                    continue
                 md = o["metadata"]
                 if md.get("deletionTimestamp") and "foregroundDeletion" in (md.get("finalizers") or []):
                     if not self._dependents(md["uid"]):
                         fins = [f for f in md.get("finalizers") or [] if f != "foregroundDeletion"]
-                        self.set_metadata(o, field_manager="garbage-collector", finalizers=fins)
+                        self.set_metadata(o, field_manager="garbage-collector", finalizers=fins, render=False)
+                elif objs.get(loc[1]) is o:
+                    self._foreground.pop(loc, None)  # no longer in foreground deletion
 
     def _pending_foreground(self, uid: str) -> None:
         def later():
@@ -849,7 +889,8 @@ class ApiStore:
                     continue
                 remaining += 1
                 if not o["metadata"].get("deletionTimestamp"):
-                    self.delete(o["apiVersion"], kind, oname, ns, propagation="Background", manager="namespace-controller")
+                    self.delete(o["apiVersion"], kind, oname, ns, propagation="Background", manager="namespace-controller",
+                                render=False)
         still = sum(1 for objs in self._objects.values() for (ns, _n) in objs if ns == name)
         nsobj = self.ref("", "Namespace", "", name)
         if nsobj is None:

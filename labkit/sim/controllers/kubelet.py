@@ -439,7 +439,7 @@ class PodWorker:
             bound = fieldset.copy(pod)
             bound["spec"]["nodeName"] = k.node_name
             try:
-                k.store.update(bound, field_manager="kube-scheduler")
+                k.store.update(bound, field_manager="kube-scheduler", render=False)
             except ApiError:
                 return False
             self.bound_node = k.node_name
