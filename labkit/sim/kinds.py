@@ -203,63 +203,74 @@ def _actual(v: Any) -> str:
     return type(v).__name__
 
 
-def _ok(want: str, v: Any) -> bool:
-    if v is None:
-        return True
-    if want == "int":
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
-    if want == "str":
-        return isinstance(v, str)
-    if want == "map":
-        return isinstance(v, dict)
-    if want == "list":
-        return isinstance(v, list)
-    return True
+# The typed patterns of a kind, compiled once into a trie: each node lists its steps as
+# (name, is list, checks ending there, child node), a check being (pattern index, wanted type, steps).
+# One walk of the object visits each field the patterns name once, where checking pattern by pattern
+# walked spec.template.spec.containers once per container field.
+_Check = tuple[int, str, tuple[tuple[str, bool], ...]]
+_Node = list[tuple[str, bool, list[_Check], list]]
+_COMPILED: dict[int, tuple[dict[str, str], _Node]] = {}
+_TYPES: dict[str, type | None] = {"int": None, "str": str, "map": dict, "list": list}
 
 
-# (typed dict, compiled checks) per KindInfo.typed: the patterns split once, not on every write
-_COMPILED: dict[int, tuple[dict[str, str], list[tuple[tuple[tuple[str, bool], ...], str]]]] = {}
-
-
-def _compiled(typed: dict[str, str]) -> list[tuple[tuple[tuple[str, bool], ...], str]]:
+def _compiled(typed: dict[str, str]) -> _Node:
     hit = _COMPILED.get(id(typed))
     if hit is not None and hit[0] is typed:
         return hit[1]
-    checks = [(tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in pattern.split(".")), want)
-              for pattern, want in {**_META_TYPES, **typed}.items()]
-    _COMPILED[id(typed)] = (typed, checks)
-    return checks
+    root: _Node = []
+    for idx, (pattern, want) in enumerate({**_META_TYPES, **typed}.items()):
+        steps = tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in pattern.split("."))
+        node = root
+        for i, step in enumerate(steps):
+            entry = next((e for e in node if (e[0], e[1]) == step), None)
+            if entry is None:
+                entry = (step[0], step[1], [], [])
+                node.append(entry)
+            if i == len(steps) - 1:
+                entry[2].append((idx, want, steps))
+            node = entry[3]
+    _COMPILED[id(typed)] = (typed, root)
+    return root
 
 
-def _bad(obj: Any, steps: tuple[tuple[str, bool], ...], i: int, want: str, picks: tuple,
-         errs: list[tuple[str, str, Any]]) -> None:
-    """Append ``(path, want, value)`` for each value at ``steps[i:]`` that is not a ``want``.
+def _ok(want: str, v: Any) -> bool:
+    if v is None:
+        return True
+    t = _TYPES.get(want, object)
+    if t is None:  # int: a JSON number without a fraction
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+    return isinstance(v, t)
 
-    ``[]`` steps visit every element of a list, in order; the path is only spelled out for a value
-    that fails (``picks`` holds the list elements passed on the way), as ``.spec.template.spec.
-    containers[name="web"].image`` or, for an element without a name, ``.ports[0].port``.
-    """
-    n = len(steps)
-    while i < n:
-        name, is_list = steps[i]
-        if not isinstance(obj, dict):
-            return
+
+def _check(obj: Any, node: _Node, picks: tuple, found: list) -> None:
+    """Walk ``obj`` along the trie ``node``: ``(pattern index, list positions, check, picks, value)``
+    into ``found`` for each value that is not of its pattern's type."""
+    if not isinstance(obj, dict):
+        return
+    for name, is_list, checks, child in node:
         if is_list:
             items = obj.get(name)
             if not isinstance(items, list):
-                return
+                continue
             for j, item in enumerate(items):
-                _bad(item, steps, i + 1, want, picks + ((j, item),), errs)
-            return
-        if name not in obj:
-            return
-        obj = obj[name]
-        i += 1
-    if not _ok(want, obj):
-        errs.append((_label(steps, picks), want, obj))
+                here = picks + ((j, item),)
+                for check in checks:
+                    if not _ok(check[1], item):
+                        found.append((check[0], tuple(p[0] for p in here), check, here, item))
+                if child:
+                    _check(item, child, here, found)
+        elif name in obj:
+            v = obj[name]
+            for check in checks:
+                if not _ok(check[1], v):
+                    found.append((check[0], tuple(p[0] for p in picks), check, picks, v))
+            if child:
+                _check(v, child, picks, found)
 
 
 def _label(steps: tuple[tuple[str, bool], ...], picks: tuple) -> str:
+    """``.spec.template.spec.containers[name="web"].image``, or ``.ports[0].port`` for an element
+    without a name (``picks`` holds the list elements passed on the way)."""
     out = []
     k = 0
     for name, is_list in steps:
@@ -280,8 +291,11 @@ def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any
         for k in obj:
             if k not in info.top_level:
                 errs.append((f".{k}", "undeclared", obj[k]))
-    for steps, want in _compiled(info.typed):
-        _bad(obj, steps, 0, want, (), errs)
+    found: list = []
+    _check(obj, _compiled(info.typed), (), found)
+    if found:  # in pattern order, each pattern's values in list order, as checking one by one gives them
+        found.sort(key=lambda f: (f[0], f[1]))
+        errs.extend((_label(check[2], picks), check[1], value) for _i, _j, check, picks, value in found)
     for section in ("labels", "annotations"):
         md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         m = md.get(section)

@@ -225,6 +225,7 @@ class HorizontalPodAutoscalerController(Controller):
         self._specs: dict[str, tuple] = {}  # uid -> (generation, metric specs)
         self._object_keys: dict[tuple, str] = {}
         self._syncing: tuple | None = None
+        self._syncing_obj: dict | None = None  # the HPA object being synced (its own status write comes back)
         self._window_max: dict[tuple, deque] = {}  # key -> monotonic deque of [recommendation, time]
         self._parsed_specs: dict[str, _HPASpec] = {}  # uid -> the spec, parsed once per generation
         self._groups: dict[str, _Groups] = {}  # HPA uid -> its pods, grouped (see _Groups)
@@ -233,6 +234,8 @@ class HorizontalPodAutoscalerController(Controller):
 
     # ------------------------------------------------------------------ queueing
     def _on_hpa(self, ev: str, obj: dict) -> None:
+        if obj is self._syncing_obj and ev == "MODIFIED":
+            return  # our own status write (the test below, answered without building the key)
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         if key == self._syncing and ev == "MODIFIED":
@@ -267,11 +270,11 @@ class HorizontalPodAutoscalerController(Controller):
             self._forget(key)
             return
         self.interleave = False
-        self._syncing = key
+        self._syncing, self._syncing_obj = key, hpa
         try:
             self.reconcile(hpa, key)
         finally:
-            self._syncing = None
+            self._syncing = self._syncing_obj = None
             # requeue with the fixed sync period, whatever happened (upstream: AddRateLimited with a
             # FixedItemIntervalRateLimiter); a deleted HPA is forgotten at its next turn
             self.queue.add_after(key, self.timings.hpa_sync_period)
@@ -316,7 +319,7 @@ class HorizontalPodAutoscalerController(Controller):
         if target is not None and self.fast_path and p.fast:
             current = (target.get("spec") or {}).get("replicas", 1)
             if p.min_replicas <= current <= p.max_replicas and current > 0 and \
-                    self._reconcile_common(hpa, key, p, target, current, old_status):
+                    self._reconcile_common(hpa, key, p, target, current, old_status, now):
                 return
         conds: list[dict] = list(self._v1_conditions.get(key, []) if v1 else old_status.get("conditions") or [])
         hkey = self.object_key(key)
@@ -392,7 +395,7 @@ class HorizontalPodAutoscalerController(Controller):
         self._write(hpa, key, old_status, conds, current, desired, statuses, rescale, v1)
 
     def _reconcile_common(self, hpa: dict, key: tuple, p: "_HPASpec", target: dict, current: int,
-                          old_status: dict) -> bool:
+                          old_status: dict, now: float) -> bool:
         """The common case, inlined: autoscaling/v2, one CPU utilization metric, no ``behavior``,
         ``minReplicas <= current <= maxReplicas``.
 
@@ -415,7 +418,6 @@ class HorizontalPodAutoscalerController(Controller):
         ms = p.metrics[0]
         target_util = ms.utilization
         ns, name = key[0], target["metadata"]["name"]
-        now = self.env.now
         spec = target["spec"]
         selector = spec.get("selector")
         uid = hpa["metadata"]["uid"]
@@ -434,7 +436,8 @@ class HorizontalPodAutoscalerController(Controller):
             self._groups[uid] = g
         if not g.running or g.missing_request is not None or g.r_n == 0 or g.r_req == 0:
             return False
-        r_usage = g.counted_ready * int(self.load.usage_per_pod(ns, name, now, g.serving)) if g.counted_ready else 0
+        # usage_per_pod, with the ready pods sharing the demand (a counted ready pod is a serving one)
+        r_usage = g.counted_ready * int(self.load.demand(ns, name, now) / g.serving) if g.counted_ready else 0
         util = (r_usage * 100) // g.r_req
         raw = r_usage // g.r_n
         ratio = util / target_util
@@ -465,7 +468,7 @@ class HorizontalPodAutoscalerController(Controller):
         desired = proposal if proposal > 0 else 0
         # normalizeDesiredReplicas
         stabilized, result, able, (lim_reason, lim_msg) = self._normalize_decision(
-            key, current, desired, p.min_replicas, p.max_replicas)
+            key, current, desired, p.min_replicas, p.max_replicas, now)
         limited = "False" if result == stabilized else "True"
         active = _VALID_METRIC.get(metric)
         if active is None:
@@ -768,10 +771,10 @@ class HorizontalPodAutoscalerController(Controller):
         return new_replicas, usage
 
     # ------------------------------------------------------------------ normalisation (no behavior)
-    def _normalize_decision(self, key: tuple, current: int, desired: int, min_r: int,
-                            max_r: int) -> tuple[int, int, tuple[str, str], tuple[str, str]]:
+    def _normalize_decision(self, key: tuple, current: int, desired: int, min_r: int, max_r: int,
+                            now: float) -> tuple[int, int, tuple[str, str], tuple[str, str]]:
         """``normalizeDesiredReplicas``: (stabilized, result, AbleToScale reason/message, ScalingLimited reason/message)."""
-        stabilized = self._stabilize(key, desired)
+        stabilized = self._stabilize(key, desired, now)
         if stabilized != desired:
             able = ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the "
                                            "highest recent recommendation")
@@ -794,12 +797,13 @@ class HorizontalPodAutoscalerController(Controller):
         return stabilized, result, able, limited
 
     def _normalize(self, key: tuple, conds: list[dict], current: int, desired: int, min_r: int, max_r: int) -> int:
-        stabilized, result, able, limited = self._normalize_decision(key, current, desired, min_r, max_r)
+        stabilized, result, able, limited = self._normalize_decision(key, current, desired, min_r, max_r,
+                                                                     self.env.now)
         self._set_condition(conds, "AbleToScale", "True", *able)
         self._set_condition(conds, "ScalingLimited", "False" if result == stabilized else "True", *limited)
         return result
 
-    def _stabilize(self, key: tuple, desired: int) -> int:
+    def _stabilize(self, key: tuple, desired: int, now: float) -> int:
         """``stabilizeRecommendation``: the highest recommendation of the downscale window.
 
         Upstream scans its list of timestamped recommendations and keeps the largest one younger
@@ -808,7 +812,6 @@ class HorizontalPodAutoscalerController(Controller):
         every later one — in amortised O(1); the recommendation list is kept too (for
         ``behavior``, should the HPA gain one), trimmed of entries older than every window.
         """
-        now = self.env.now
         window = self.timings.hpa_downscale_stabilization
         cutoff = now - window
         dq = self._window_max.get(key)
