@@ -58,15 +58,16 @@ def deployment(name: str, *, replicas: int | None = 2, cpu: str = "200m") -> dic
 def bench_apply(n: int, repeats: int = 3) -> None:
     objs = [deployment(f"app-{i}") if i % 5 == 0 else configmap(i) for i in range(n)]
     n_dep = sum(1 for o in objs if o["kind"] == "Deployment")
-    best_create = best_noop = float("inf")
+    best_create = best_noop = best_cpu = float("inf")
     for _ in range(repeats):
         store = ApiStore(simpy.Environment(), seed=1)
         store.log_status_writes = False
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for o in objs:
             store.apply(o, field_manager="bench")
         t1 = time.perf_counter()
+        best_cpu = min(best_cpu, time.process_time() - c0)
         writes = store.writes
         for o in objs:
             store.apply(o, field_manager="bench")
@@ -74,10 +75,11 @@ def bench_apply(n: int, repeats: int = 3) -> None:
         assert store.writes == writes, "re-applying identical objects must not write"
         best_create, best_noop = min(best_create, t1 - t0), min(best_noop, t2 - t1)
     print(f"(a) server-side apply, {n} objects ({n - n_dep} ConfigMaps, {n_dep} Deployments), best of {repeats}")
-    print(f"    create        {best_create:7.3f} s  {n / best_create:9,.0f} applies/s")
+    print(f"    create        {best_create:7.3f} s  {n / best_create:9,.0f} applies/s   "
+          f"(cpu {best_cpu:.3f} s, {n / best_cpu:,.0f}/s)")
     print(f"    re-apply no-op {best_noop:6.3f} s  {n / best_noop:9,.0f} applies/s")
     report([Figure(f"SSA creates into ApiStore ({n:,} objects, best of {repeats})", n / best_create, "applies/s",
-                   target=10_000, op=">="),
+                   target=10_000, op=">=", note=f"{n / best_cpu:,.0f}/s of CPU time"),
             Figure(f"SSA identical re-applies, no writes ({n:,} objects)", n / best_noop, "applies/s")])
 
 

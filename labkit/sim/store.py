@@ -242,26 +242,33 @@ class ApiStore:
         return [e.manager for e in self.managed_fields(group, kind, namespace, name) if path in e.fields]
 
     def _render(self, info: KindInfo, obj: dict, api_version: str | None = None) -> dict:
-        out = fieldset.copy(obj)
+        """A deep copy of ``obj`` with its ``managedFields``: assembled shallowly, copied once."""
+        out = dict(obj)
         if api_version:
             out["apiVersion"] = api_version
         entries = self._managed.get((info.group, info.kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
         if entries:
             rendered = []
+            docs: set[int] = set()
             for e in entries.values():
+                doc = e.fields_v1()
+                if id(doc) in docs:  # two entries, one shared document: copied apart (one copy would alias them)
+                    doc = fieldset.copy(doc)
+                docs.add(id(doc))
                 item = {
                     "manager": e.manager,
                     "operation": e.operation,
                     "apiVersion": e.api_version,
                     "time": iso(e.time),
                     "fieldsType": "FieldsV1",
-                    "fieldsV1": fieldset.copy(e.fields_v1()),
+                    "fieldsV1": doc,
                 }
                 if e.subresource:
                     item["subresource"] = e.subresource
                 rendered.append(item)
-            out["metadata"]["managedFields"] = rendered
-        return out
+            md = out["metadata"] = dict(obj["metadata"])
+            md["managedFields"] = rendered
+        return fieldset.copy(out)
 
     # ------------------------------------------------------------------ watches
 
