@@ -17,6 +17,9 @@ per second and faithful in the behaviour GitOps depends on:
   lists merge element by element (by key), set lists union, atomic values are
   replaced.
 * ``remove(obj, path)`` deletes one leaf or one list element.
+* ``diff(live, new)`` is what an Update takes ownership of: the paths of ``new``
+  whose value changed and the paths ``new`` no longer has, found by descending
+  only where the two versions differ.
 
 Which lists are associative and by which keys follows the Kubernetes OpenAPI
 ``x-kubernetes-list-map-keys`` for the types the simulator models (containers,
