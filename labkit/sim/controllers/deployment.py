@@ -348,9 +348,14 @@ class DeploymentController(Controller):
         if not (size_changes or ann_changes):
             return False, rs
         old = rs_replicas(rs)
-        new = fieldset.copy(rs)
+        # the store copies what it is given: only the maps edited here need to be new
+        new = dict(rs)
+        new["spec"] = dict(rs["spec"])
         new["spec"]["replicas"] = new_scale
-        new_ann = new["metadata"].setdefault("annotations", {})
+        new_md = new["metadata"] = dict(rs["metadata"])
+        if isinstance(new_md.get("annotations"), dict):
+            new_md["annotations"] = dict(new_md["annotations"])
+        new_ann = new_md.setdefault("annotations", {})
         new_ann[DESIRED_REPLICAS] = str(desired)
         new_ann[MAX_REPLICAS] = str(max_r)
         self.store.update(new, field_manager=FIELD_MANAGER, render=False)

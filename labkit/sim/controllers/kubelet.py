@@ -436,7 +436,8 @@ class PodWorker:
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             return False
         if not self.bound_node:
-            bound = fieldset.copy(pod)
+            bound = dict(pod)  # the store copies what it is given: only the edited map needs to be new
+            bound["spec"] = dict(pod["spec"])
             bound["spec"]["nodeName"] = k.node_name
             try:
                 k.store.update(bound, field_manager="kube-scheduler", render=False)
