@@ -17,6 +17,9 @@ per second and faithful in the behaviour GitOps depends on:
   lists merge element by element (by key), set lists union, atomic values are
   replaced.
 * ``remove(obj, path)`` deletes one leaf or one list element.
+* ``diff(live, new)`` is what an Update takes ownership of: the paths of ``new``
+  whose value changed and the paths ``new`` no longer has, found by descending
+  only where the two versions differ.
 
 Which lists are associative and by which keys follows the Kubernetes OpenAPI
 ``x-kubernetes-list-map-keys`` for the types the simulator models (containers,
@@ -108,6 +111,56 @@ def _walk(node: dict, prefix: Path, out: set[Path]) -> None:
                 out.add(p)
         else:
             out.add(p)
+
+
+def diff(live: dict, new: dict, skip: Iterable[str] = ()) -> tuple[set[Path], set[Path]]:
+    """``(changed, removed)`` between two versions of an object, without walking what they share.
+
+    ``changed`` is every path of ``fields_of(new)`` whose value differs from ``live``'s (by
+    ``get_path``), ``removed`` is ``fields_of(live) - fields_of(new)``; top-level keys in ``skip``
+    are left out.  It is what an Update needs to decide who owns what, and is computed the cheap
+    way: a map key whose two values are equal (one C-level ``==``) holds no changed and no removed
+    path, so the walk descends only along the keys that differ and compares field by field only
+    below the first value that is not a map on both sides.  A controller's Update usually changes
+    one or two leaves of an object of a hundred, so this is the difference between touching two
+    paths and touching two hundred.  (Equal values have equal field sets: the one exception, a set
+    list of maps equal under ``==`` but printed differently, ``1`` against ``1.0``, is not an object
+    the API server would store.)
+    """
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    _diff(live, new, (), changed, removed, skip)
+    return changed, removed
+
+
+def _diff(live: dict, new: dict, prefix: Path, changed: set[Path], removed: set[Path],
+          skip: Iterable[str] = ()) -> None:
+    n = len(prefix)
+    for k, v in new.items():
+        if k in skip:
+            continue
+        lv = live.get(k, _MISSING)
+        if lv is not _MISSING:
+            if lv is v or lv == v:
+                continue
+            if isinstance(v, dict) and isinstance(lv, dict) and v and lv:
+                _diff(lv, v, prefix + (k,), changed, removed)
+                continue
+        # below here the field sets are compared path by path, from the parent maps (the steps
+        # above are plain keys, so a path relative to them resolves exactly as from the root)
+        nf: set[Path] = set()
+        _walk({k: v}, prefix, nf)
+        for q in nf:
+            rel = q[n:]
+            if get_path(live, rel) != get_path(new, rel):
+                changed.add(q)
+        if lv is not _MISSING:
+            lf: set[Path] = set()
+            _walk({k: lv}, prefix, lf)
+            removed.update(lf - nf)
+    for k, lv in live.items():
+        if k not in new and k not in skip:
+            _walk({k: lv}, prefix, removed)
 
 
 def _hashable(v: Any) -> Any:

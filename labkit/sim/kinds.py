@@ -128,6 +128,7 @@ class KindRegistry:
 
     def __init__(self) -> None:
         self._kinds: dict[tuple[str, str], KindInfo] = {}
+        self._by_api_version: dict[tuple[str, str], KindInfo | None] = {}  # (apiVersion, kind) -> known(...)
         for info in BUILTINS:
             self._kinds[(info.group, info.kind)] = KindInfo(**{**info.__dict__})
 
@@ -141,6 +142,16 @@ class KindRegistry:
 
     def known(self, group: str, kind: str) -> KindInfo | None:
         return self._kinds.get((group, kind))
+
+    def known_object(self, api_version: str, kind: str) -> KindInfo | None:
+        """``known`` for an object's ``apiVersion`` (version not checked), memoised: controllers
+        writing status ask it for the same few kinds hundreds of thousands of times."""
+        key = (api_version, kind)
+        try:
+            return self._by_api_version[key]
+        except KeyError:
+            info = self._by_api_version[key] = self._kinds.get((split_api_version(api_version)[0], kind))
+            return info
 
     def register_crd(self, crd: dict[str, Any]) -> KindInfo:
         spec = crd.get("spec") or {}
@@ -157,12 +168,14 @@ class KindRegistry:
             custom=True,
         )
         self._kinds[(info.group, info.kind)] = info
+        self._by_api_version.clear()
         return info
 
     def unregister(self, group: str, kind: str) -> None:
         info = self._kinds.get((group, kind))
         if info is not None and info.custom:
             del self._kinds[(group, kind)]
+            self._by_api_version.clear()
 
     def all(self) -> list[KindInfo]:
         return list(self._kinds.values())
@@ -190,38 +203,85 @@ def _actual(v: Any) -> str:
     return type(v).__name__
 
 
+# The typed patterns of a kind, compiled once into a trie: each node lists its steps as
+# (name, is list, checks ending there, child node), a check being (pattern index, wanted type, steps).
+# One walk of the object visits each field the patterns name once, where checking pattern by pattern
+# walked spec.template.spec.containers once per container field.
+_Check = tuple[int, str, tuple[tuple[str, bool], ...]]
+_Node = list[tuple[str, bool, list[_Check], list]]
+_COMPILED: dict[int, tuple[dict[str, str], _Node]] = {}
+_TYPES: dict[str, type | None] = {"int": None, "str": str, "map": dict, "list": list}
+
+
+def _compiled(typed: dict[str, str]) -> _Node:
+    hit = _COMPILED.get(id(typed))
+    if hit is not None and hit[0] is typed:
+        return hit[1]
+    root: _Node = []
+    for idx, (pattern, want) in enumerate({**_META_TYPES, **typed}.items()):
+        steps = tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in pattern.split("."))
+        node = root
+        for i, step in enumerate(steps):
+            entry = next((e for e in node if (e[0], e[1]) == step), None)
+            if entry is None:
+                entry = (step[0], step[1], [], [])
+                node.append(entry)
+            if i == len(steps) - 1:
+                entry[2].append((idx, want, steps))
+            node = entry[3]
+    _COMPILED[id(typed)] = (typed, root)
+    return root
+
+
 def _ok(want: str, v: Any) -> bool:
     if v is None:
         return True
-    if want == "int":
+    t = _TYPES.get(want, object)
+    if t is None:  # int: a JSON number without a fraction
         return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
-    if want == "str":
-        return isinstance(v, str)
-    if want == "map":
-        return isinstance(v, dict)
-    if want == "list":
-        return isinstance(v, list)
-    return True
+    return isinstance(v, t)
 
 
-def _values(obj: Any, parts: list[str], trail: str) -> list[tuple[str, Any]]:
-    if not parts:
-        return [(trail, obj)]
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        name = head[:-2]
-        if not isinstance(obj, dict) or not isinstance(obj.get(name), list):
-            return []
-        out = []
-        for i, item in enumerate(obj[name]):
-            label = f'{trail}.{name}[{i}]'
-            if isinstance(item, dict) and "name" in item:
-                label = f'{trail}.{name}[name="{item["name"]}"]'
-            out.extend(_values(item, rest, label))
-        return out
-    if not isinstance(obj, dict) or head not in obj:
-        return []
-    return _values(obj[head], rest, f"{trail}.{head}")
+def _check(obj: Any, node: _Node, picks: tuple, found: list) -> None:
+    """Walk ``obj`` along the trie ``node``: ``(pattern index, list positions, check, picks, value)``
+    into ``found`` for each value that is not of its pattern's type."""
+    if not isinstance(obj, dict):
+        return
+    for name, is_list, checks, child in node:
+        if is_list:
+            items = obj.get(name)
+            if not isinstance(items, list):
+                continue
+            for j, item in enumerate(items):
+                here = picks + ((j, item),)
+                for check in checks:
+                    if not _ok(check[1], item):
+                        found.append((check[0], tuple(p[0] for p in here), check, here, item))
+                if child:
+                    _check(item, child, here, found)
+        elif name in obj:
+            v = obj[name]
+            for check in checks:
+                if not _ok(check[1], v):
+                    found.append((check[0], tuple(p[0] for p in picks), check, picks, v))
+            if child:
+                _check(v, child, picks, found)
+
+
+def _label(steps: tuple[tuple[str, bool], ...], picks: tuple) -> str:
+    """``.spec.template.spec.containers[name="web"].image``, or ``.ports[0].port`` for an element
+    without a name (``picks`` holds the list elements passed on the way)."""
+    out = []
+    k = 0
+    for name, is_list in steps:
+        if is_list:
+            j, item = picks[k]
+            k += 1
+            out.append(f'.{name}[name="{item["name"]}"]' if isinstance(item, dict) and "name" in item
+                       else f".{name}[{j}]")
+        else:
+            out.append(f".{name}")
+    return "".join(out)
 
 
 def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
@@ -231,11 +291,11 @@ def type_errors(info: KindInfo, obj: dict[str, Any]) -> list[tuple[str, str, Any
         for k in obj:
             if k not in info.top_level:
                 errs.append((f".{k}", "undeclared", obj[k]))
-    checks = {**_META_TYPES, **info.typed}
-    for pattern, want in checks.items():
-        for path, value in _values(obj, pattern.split("."), ""):
-            if not _ok(want, value):
-                errs.append((path, want, value))
+    found: list = []
+    _check(obj, _compiled(info.typed), (), found)
+    if found:  # in pattern order, each pattern's values in list order, as checking one by one gives them
+        found.sort(key=lambda f: (f[0], f[1]))
+        errs.extend((_label(check[2], picks), check[1], value) for _i, _j, check, picks, value in found)
     for section in ("labels", "annotations"):
         md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         m = md.get(section)

@@ -331,7 +331,7 @@ class DeploymentController(Controller):
         if want_rev is not None and want_rev != have_rev:
             ann = dict(live["metadata"].get("annotations") or {})
             ann[REVISION] = want_rev
-            self.store.set_metadata(live, field_manager=FIELD_MANAGER, annotations=ann)
+            self.store.set_metadata(live, field_manager=FIELD_MANAGER, annotations=ann, render=False)
             live = self._live(d)
             if live is None:
                 return
@@ -348,12 +348,17 @@ class DeploymentController(Controller):
         if not (size_changes or ann_changes):
             return False, rs
         old = rs_replicas(rs)
-        new = fieldset.copy(rs)
+        # the store copies what it is given: only the maps edited here need to be new
+        new = dict(rs)
+        new["spec"] = dict(rs["spec"])
         new["spec"]["replicas"] = new_scale
-        new_ann = new["metadata"].setdefault("annotations", {})
+        new_md = new["metadata"] = dict(rs["metadata"])
+        if isinstance(new_md.get("annotations"), dict):
+            new_md["annotations"] = dict(new_md["annotations"])
+        new_ann = new_md.setdefault("annotations", {})
         new_ann[DESIRED_REPLICAS] = str(desired)
         new_ann[MAX_REPLICAS] = str(max_r)
-        self.store.update(new, field_manager=FIELD_MANAGER)
+        self.store.update(new, field_manager=FIELD_MANAGER, render=False)
         md = rs["metadata"]
         rs = self.store.ref("apps", "ReplicaSet", md.get("namespace", ""), md["name"]) or rs
         if size_changes:
@@ -419,7 +424,7 @@ class DeploymentController(Controller):
                     continue
                 if selector_matches(d["spec"].get("selector"), rs["metadata"].get("labels")):
                     refs = list(rs["metadata"].get("ownerReferences") or []) + [new_controller_ref(d)]
-                    self.store.set_metadata(rs, field_manager=FIELD_MANAGER, owner_references=refs)
+                    self.store.set_metadata(rs, field_manager=FIELD_MANAGER, owner_references=refs, render=False)
                     adopted = self.store.ref("apps", "ReplicaSet", ns, rs["metadata"]["name"])
                     if adopted is not None:
                         owned.append(adopted)
@@ -512,7 +517,7 @@ class DeploymentController(Controller):
                     rs_copy["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
                 else:  # an int32 with omitempty: 0 is not serialised
                     rs_copy["spec"].pop("minReadySeconds", None)
-                self.store.update(rs_copy, field_manager=FIELD_MANAGER)
+                self.store.update(rs_copy, field_manager=FIELD_MANAGER, render=False)
                 md = existing["metadata"]
                 return self.store.ref("apps", "ReplicaSet", md.get("namespace", ""), md["name"]) or existing
             needs_update = self._set_deployment_revision(
@@ -548,7 +553,7 @@ class DeploymentController(Controller):
         self._set_new_rs_annotations(d, rs, new_revision, False)
         already = False
         try:
-            self.store.create(rs, manager=FIELD_MANAGER)
+            self.store.create(rs, manager=FIELD_MANAGER, render=False)
             created = self.store.ref("apps", "ReplicaSet", ns, rs["metadata"]["name"])
         except ApiError as exc:
             if exc.reason != "AlreadyExists":
@@ -845,7 +850,8 @@ class DeploymentController(Controller):
             if rs_status(rs, "replicas") != 0 or rs_replicas(rs) != 0 or \
                     md.get("generation", 1) > rs_status(rs, "observedGeneration") or md.get("deletionTimestamp"):
                 continue
-            self.store.delete("apps/v1", "ReplicaSet", md["name"], md.get("namespace"), manager=FIELD_MANAGER)
+            self.store.delete("apps/v1", "ReplicaSet", md["name"], md.get("namespace"), manager=FIELD_MANAGER,
+                              render=False)
 
     # ------------------------------------------------------------------ status (sync.go / progress.go)
     def _calculate_status(self, all_rss: list, new_rs: dict | None, d: dict) -> dict:

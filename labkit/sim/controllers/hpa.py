@@ -186,6 +186,20 @@ class _HPASpec:
         self.fast = False
 
 
+class _Last:
+    """What one HPA's previous fast-path sync left behind (see ``_reconcile_common``)."""
+
+    __slots__ = ("uid", "selector", "label", "status", "conds", "sig")
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+        self.selector: Any = None  # the target's spec.selector this label was read from (by identity)
+        self.label: tuple | None = None  # its one (namespace, key, value), None for any other selector
+        self.status: dict | None = None  # the status dict written last, as stored
+        self.conds: list[dict] = []
+        self.sig: tuple = ()  # the condition values that produced conds
+
+
 class MetricError(Exception):
     """A metric that could not be computed; ``reason`` names the event and condition reason."""
 
@@ -211,13 +225,17 @@ class HorizontalPodAutoscalerController(Controller):
         self._specs: dict[str, tuple] = {}  # uid -> (generation, metric specs)
         self._object_keys: dict[tuple, str] = {}
         self._syncing: tuple | None = None
+        self._syncing_obj: dict | None = None  # the HPA object being synced (its own status write comes back)
         self._window_max: dict[tuple, deque] = {}  # key -> monotonic deque of [recommendation, time]
         self._parsed_specs: dict[str, _HPASpec] = {}  # uid -> the spec, parsed once per generation
         self._groups: dict[str, _Groups] = {}  # HPA uid -> its pods, grouped (see _Groups)
+        self._last: dict[tuple, _Last] = {}  # key -> what the last fast-path sync left (see _reconcile_common)
         self.store.watch("autoscaling", "HorizontalPodAutoscaler", self._on_hpa)
 
     # ------------------------------------------------------------------ queueing
     def _on_hpa(self, ev: str, obj: dict) -> None:
+        if obj is self._syncing_obj and ev == "MODIFIED":
+            return  # our own status write (the test below, answered without building the key)
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         if key == self._syncing and ev == "MODIFIED":
@@ -238,6 +256,7 @@ class HorizontalPodAutoscalerController(Controller):
         self.scale_up_events.pop(key, None)
         self.scale_down_events.pop(key, None)
         self._v1_conditions.pop(key, None)
+        self._last.pop(key, None)
 
     def object_key(self, key: Any) -> str:
         k = self._object_keys.get(key)
@@ -251,11 +270,11 @@ class HorizontalPodAutoscalerController(Controller):
             self._forget(key)
             return
         self.interleave = False
-        self._syncing = key
+        self._syncing, self._syncing_obj = key, hpa
         try:
             self.reconcile(hpa, key)
         finally:
-            self._syncing = None
+            self._syncing = self._syncing_obj = None
             # requeue with the fixed sync period, whatever happened (upstream: AddRateLimited with a
             # FixedItemIntervalRateLimiter); a deleted HPA is forgotten at its next turn
             self.queue.add_after(key, self.timings.hpa_sync_period)
@@ -295,10 +314,15 @@ class HorizontalPodAutoscalerController(Controller):
         p = self._parsed(hpa)
         v1 = p.v1
         old_status = hpa.get("status") or {}
-        conds: list[dict] = list(self._v1_conditions.get(key, []) if v1 else old_status.get("conditions") or [])
-        hkey = self.object_key(key)
         kind, tname, api_version, group = p.kind, p.target_name, p.target_api_version, p.target_group
         target = self.store.ref(group, kind, ns, tname) if p.scalable else None
+        if target is not None and self.fast_path and p.fast:
+            current = (target.get("spec") or {}).get("replicas", 1)
+            if p.min_replicas <= current <= p.max_replicas and current > 0 and \
+                    self._reconcile_common(hpa, key, p, target, current, old_status, now):
+                return
+        conds: list[dict] = list(self._v1_conditions.get(key, []) if v1 else old_status.get("conditions") or [])
+        hkey = self.object_key(key)
         if target is None:
             err = not_found(api_version, kind, tname).message if kind in _SCALE_KINDS else \
                 f'no matches for kind "{kind}" in group "{group}"'
@@ -309,9 +333,6 @@ class HorizontalPodAutoscalerController(Controller):
                         old_status.get("desiredReplicas", 0), old_status.get("currentMetrics"), False, v1)
             return
         current = (target.get("spec") or {}).get("replicas", 1)
-        if self.fast_path and p.fast and p.min_replicas <= current <= p.max_replicas and current > 0 and \
-                self._reconcile_common(hpa, key, p, target, current, old_status, conds):
-            return
         self._set_condition(conds, "AbleToScale", "True", "SucceededGetScale",
                             "the HPA controller was able to get the target's current scale")
         if key not in self.recommendations:
@@ -354,7 +375,7 @@ class HorizontalPodAutoscalerController(Controller):
             rescale = desired != current
         if rescale:
             try:
-                self.store.scale(api_version, kind, tname, ns, desired, field_manager=FIELD_MANAGER)
+                self.store.scale(api_version, kind, tname, ns, desired, field_manager=FIELD_MANAGER, render=False)
             except ApiError as exc:
                 self.event("FailedRescale", hkey, f"New size: {desired}; reason: {reason}; error: {exc.message}",
                            type="Warning")
@@ -374,7 +395,7 @@ class HorizontalPodAutoscalerController(Controller):
         self._write(hpa, key, old_status, conds, current, desired, statuses, rescale, v1)
 
     def _reconcile_common(self, hpa: dict, key: tuple, p: "_HPASpec", target: dict, current: int,
-                          old_status: dict, conds: list[dict]) -> bool:
+                          old_status: dict, now: float) -> bool:
         """The common case, inlined: autoscaling/v2, one CPU utilization metric, no ``behavior``,
         ``minReplicas <= current <= maxReplicas``.
 
@@ -386,14 +407,28 @@ class HorizontalPodAutoscalerController(Controller):
         with the status unchanged in between, only the last reason and message remain and the
         transition time moves exactly as it would.  ``tests/sim/test_hpa.py`` checks that a busy run
         gives the same event log with and without this path.
+
+        Two things are remembered from one sync to the next (``_Last``), each used only while what it
+        was derived from is unchanged: the target's pod-selector label (a one-label ``matchLabels``,
+        checked by the selector's identity) and the conditions written last time — when the HPA's
+        status is still the very dict this controller wrote and the three conditions are set to the
+        same values again, the condition list is that same list (setting a condition to what it
+        already says changes nothing, not even its transition time).
         """
         ms = p.metrics[0]
         target_util = ms.utilization
         ns, name = key[0], target["metadata"]["name"]
-        now = self.env.now
-        selector = target["spec"].get("selector")
+        spec = target["spec"]
+        selector = spec.get("selector")
         uid = hpa["metadata"]["uid"]
-        version = self.pods.selector_version(ns, selector)
+        last = self._last.get(key)
+        if last is None or last.uid != uid:
+            last = self._last[key] = _Last(uid)
+        if last.selector is not selector:
+            last.selector, last.label = selector, self.pods.single_label(ns, selector)
+            self._groups.pop(uid, None)  # its version was that of the previous selector's label
+        version = self.pods.label_version.get(last.label, 0) if last.label is not None \
+            else self.pods.selector_version(ns, selector)
         g = self._groups.get(uid)
         if g is None or g.version != version or now >= g.valid_until or g.fallback != max(100, target_util):
             g = self._group(self.pods.select(ns, selector), now, target_util)
@@ -401,7 +436,8 @@ class HorizontalPodAutoscalerController(Controller):
             self._groups[uid] = g
         if not g.running or g.missing_request is not None or g.r_n == 0 or g.r_req == 0:
             return False
-        r_usage = g.counted_ready * int(self.load.usage_per_pod(ns, name, now, g.serving)) if g.counted_ready else 0
+        # usage_per_pod, with the ready pods sharing the demand (a counted ready pod is a serving one)
+        r_usage = g.counted_ready * int(self.load.demand(ns, name, now) / g.serving) if g.counted_ready else 0
         util = (r_usage * 100) // g.r_req
         raw = r_usage // g.r_n
         ratio = util / target_util
@@ -429,12 +465,10 @@ class HorizontalPodAutoscalerController(Controller):
         if key not in self.recommendations:
             self.recommendations[key] = [[current, now]]
         metric = ms.name
-        desired, rescale_metric = (proposal, metric) if proposal > 0 else (0, "")
-        reason = f"{rescale_metric} above target" if desired > current else \
-            ("All metrics below target" if desired < current else "")
+        desired = proposal if proposal > 0 else 0
         # normalizeDesiredReplicas
         stabilized, result, able, (lim_reason, lim_msg) = self._normalize_decision(
-            key, current, desired, p.min_replicas, p.max_replicas)
+            key, current, desired, p.min_replicas, p.max_replicas, now)
         limited = "False" if result == stabilized else "True"
         active = _VALID_METRIC.get(metric)
         if active is None:
@@ -443,9 +477,13 @@ class HorizontalPodAutoscalerController(Controller):
             "averageUtilization": util, "averageValue": format_millicores(raw)}}}]
         rescale = result != current
         if rescale:
+            reason = f"{metric} above target" if desired > current else \
+                ("All metrics below target" if desired < current else "")
             try:
-                self.store.scale(p.target_api_version, p.kind, p.target_name, ns, result, field_manager=FIELD_MANAGER)
+                self.store.scale(p.target_api_version, p.kind, p.target_name, ns, result, field_manager=FIELD_MANAGER,
+                                 render=False)
             except ApiError as exc:
+                conds = list(old_status.get("conditions") or [])
                 self._set_condition(conds, "AbleToScale", "True", *able)
                 self._set_condition(conds, "ScalingActive", "True", "ValidMetricFound", active)
                 self._set_condition(conds, "ScalingLimited", limited, lim_reason, lim_msg)
@@ -460,10 +498,22 @@ class HorizontalPodAutoscalerController(Controller):
             self.interleave = True
             self.event("SuccessfulRescale", self.object_key(key), f"New size: {result}; reason: {reason}",
                        old=current, new=result)
-        self._set_condition(conds, "AbleToScale", "True", *able)
-        self._set_condition(conds, "ScalingActive", "True", "ValidMetricFound", active)
-        self._set_condition(conds, "ScalingLimited", limited, lim_reason, lim_msg)
-        self._write(hpa, key, old_status, conds, current, result, statuses, rescale, False)
+        sig = (able, active, limited, lim_reason, lim_msg)
+        if old_status is last.status and sig == last.sig:
+            conds = last.conds
+        else:
+            conds = list(old_status.get("conditions") or [])
+            self._set_condition(conds, "AbleToScale", "True", *able)
+            self._set_condition(conds, "ScalingActive", "True", "ValidMetricFound", active)
+            self._set_condition(conds, "ScalingLimited", limited, lim_reason, lim_msg)
+        # _write, for an autoscaling/v2 HPA with conditions
+        status: dict[str, Any] = {"currentReplicas": current, "desiredReplicas": result, "currentMetrics": statuses}
+        last_scale = iso(now) if rescale else old_status.get("lastScaleTime")
+        if last_scale:
+            status["lastScaleTime"] = last_scale
+        status["conditions"] = conds
+        self.store.update_status(hpa, status, field_manager=FIELD_MANAGER)  # a no-op when unchanged
+        last.status, last.conds, last.sig = hpa.get("status"), conds, sig
         return True
 
     def _write(self, hpa: dict, key: tuple, old: dict, conds: list[dict], current: int, desired: int,
@@ -721,10 +771,10 @@ class HorizontalPodAutoscalerController(Controller):
         return new_replicas, usage
 
     # ------------------------------------------------------------------ normalisation (no behavior)
-    def _normalize_decision(self, key: tuple, current: int, desired: int, min_r: int,
-                            max_r: int) -> tuple[int, int, tuple[str, str], tuple[str, str]]:
+    def _normalize_decision(self, key: tuple, current: int, desired: int, min_r: int, max_r: int,
+                            now: float) -> tuple[int, int, tuple[str, str], tuple[str, str]]:
         """``normalizeDesiredReplicas``: (stabilized, result, AbleToScale reason/message, ScalingLimited reason/message)."""
-        stabilized = self._stabilize(key, desired)
+        stabilized = self._stabilize(key, desired, now)
         if stabilized != desired:
             able = ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the "
                                            "highest recent recommendation")
@@ -747,12 +797,13 @@ class HorizontalPodAutoscalerController(Controller):
         return stabilized, result, able, limited
 
     def _normalize(self, key: tuple, conds: list[dict], current: int, desired: int, min_r: int, max_r: int) -> int:
-        stabilized, result, able, limited = self._normalize_decision(key, current, desired, min_r, max_r)
+        stabilized, result, able, limited = self._normalize_decision(key, current, desired, min_r, max_r,
+                                                                     self.env.now)
         self._set_condition(conds, "AbleToScale", "True", *able)
         self._set_condition(conds, "ScalingLimited", "False" if result == stabilized else "True", *limited)
         return result
 
-    def _stabilize(self, key: tuple, desired: int) -> int:
+    def _stabilize(self, key: tuple, desired: int, now: float) -> int:
         """``stabilizeRecommendation``: the highest recommendation of the downscale window.
 
         Upstream scans its list of timestamped recommendations and keeps the largest one younger
@@ -761,7 +812,6 @@ class HorizontalPodAutoscalerController(Controller):
         every later one — in amortised O(1); the recommendation list is kept too (for
         ``behavior``, should the HPA gain one), trimmed of entries older than every window.
         """
-        now = self.env.now
         window = self.timings.hpa_downscale_stabilization
         cutoff = now - window
         dq = self._window_max.get(key)

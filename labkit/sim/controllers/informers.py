@@ -206,6 +206,17 @@ class PodInformer(Informer):
             return (namespace, k, v, lv.get((namespace, k, v), 0))
         return (namespace, tuple(ml.items()), tuple([lv.get((namespace, k, v), 0) for k, v in ml.items()]))
 
+    def single_label(self, namespace: str, selector: dict[str, Any] | None) -> tuple[str, str, str] | None:
+        """``(namespace, key, value)`` when ``selector`` is one ``matchLabels`` pair and nothing else:
+        then ``label_version[that]`` alone tells when a pod it could match changes."""
+        if not selector or selector.get("matchExpressions"):
+            return None
+        ml = selector.get("matchLabels")
+        if not ml or len(ml) != 1:
+            return None
+        (k, v), = ml.items()
+        return (namespace, k, v)
+
     def _index(self, ev: str, obj: dict) -> PodInfo | None:
         super()._index(ev, obj)
         md = obj["metadata"]

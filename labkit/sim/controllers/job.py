@@ -178,7 +178,7 @@ class JobController(Controller):
         ready = sum(1 for p in active if p.ready)
         if finished is not None:
             for p in sorted(active, key=deletion_order):
-                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER)
+                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER, render=False)
                 self.event("SuccessfulDelete", self.object_key(key), f"Deleted pod: {p.name}")
                 terminating += 1
                 if p.uid not in counted:
@@ -242,7 +242,7 @@ class JobController(Controller):
         ns = key[0]
         if spec.get("suspend"):
             for p in sorted(active, key=deletion_order):
-                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER)
+                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER, render=False)
                 self.event("SuccessfulDelete", self.object_key(key), f"Deleted pod: {p.name}")
                 terminating += 1
             return 0, 0, terminating
@@ -257,7 +257,7 @@ class JobController(Controller):
         surplus = n_active - want
         if surplus > 0:
             for p in sorted(active, key=deletion_order)[:surplus]:
-                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER)
+                self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER, render=False)
                 self.event("SuccessfulDelete", self.object_key(key), f"Deleted pod: {p.name}")
                 terminating += 1
                 n_active -= 1
@@ -273,7 +273,7 @@ class JobController(Controller):
             template = spec.get("template") or {}
             for _ in range(diff):
                 pod = pod_from_template(template, namespace=ns, owner=job, generate_name=f"{job['metadata']['name']}-")
-                created = self.store.create(pod, manager=FIELD_MANAGER)
+                created = self.store.create(pod, manager=FIELD_MANAGER, render=False)
                 self.event("SuccessfulCreate", self.object_key(key), f"Created pod: {created['metadata']['name']}")
                 n_active += 1
         return n_active, ready, terminating
@@ -381,5 +381,5 @@ class JobController(Controller):
                 self.log.record("ttl-after-finished-controller", "Deleted", object_key("Job", ns, name),
                                 detail={"type": "Normal", "message": f"Job {name} finished {ttl}s ago"})
                 self.store.delete("batch/v1", "Job", name, ns, propagation="Background",
-                                  manager="ttl-after-finished-controller")
+                                  manager="ttl-after-finished-controller", render=False)
         ev.callbacks.append(expire)

@@ -436,10 +436,11 @@ class PodWorker:
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             return False
         if not self.bound_node:
-            bound = fieldset.copy(pod)
+            bound = dict(pod)  # the store copies what it is given: only the edited map needs to be new
+            bound["spec"] = dict(pod["spec"])
             bound["spec"]["nodeName"] = k.node_name
             try:
-                k.store.update(bound, field_manager="kube-scheduler")
+                k.store.update(bound, field_manager="kube-scheduler", render=False)
             except ApiError:
                 return False
             self.bound_node = k.node_name

@@ -45,7 +45,7 @@ class PersistentVolumeController:
             vol = (pvc.get("spec") or {}).get("volumeName")
             pv = self.store.ref("", "PersistentVolume", "", vol) if vol else None
             if pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete":
-                self.store.delete("v1", "PersistentVolume", vol, manager=FIELD_MANAGER)
+                self.store.delete("v1", "PersistentVolume", vol, manager=FIELD_MANAGER, render=False)
             return
         if ev != "ADDED" or (pvc.get("status") or {}).get("phase") == "Bound":
             return
@@ -75,7 +75,7 @@ class PersistentVolumeController:
                                "volumeMode": spec.get("volumeMode", "Filesystem"),
                                "hostPath": {"path": f"/var/local-path-provisioner/{pv_name}_{ns}_{name}",
                                             "type": "DirectoryOrCreate"}}}
-                self.store.create(pv, manager="local-path-provisioner")
+                self.store.create(pv, manager="local-path-provisioner", render=False)
                 self.log.record(self.component, "ProvisioningSucceeded", key,
                                 detail={"type": "Normal",
                                         "message": f"Successfully provisioned volume {pv_name}"})
@@ -89,7 +89,7 @@ class PersistentVolumeController:
                 ann["pv.kubernetes.io/bind-completed"] = "yes"
                 ann["pv.kubernetes.io/bound-by-controller"] = "yes"
                 ann["volume.kubernetes.io/storage-provisioner"] = "rancher.io/local-path"
-                self.store.update(bound, field_manager=FIELD_MANAGER)
+                self.store.update(bound, field_manager=FIELD_MANAGER, render=False)
             live = self.store.ref("", "PersistentVolumeClaim", ns, name)
             if live is not None:
                 self.store.update_status(live, {"phase": "Bound", "accessModes": list(modes),

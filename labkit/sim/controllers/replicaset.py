@@ -127,7 +127,7 @@ class ReplicaSetController(Controller):
                 template = spec.get("template") or {}
                 for _ in range(-diff):
                     pod = pod_from_template(template, namespace=ns, owner=rs)
-                    created = self.store.create(pod, manager=FIELD_MANAGER)
+                    created = self.store.create(pod, manager=FIELD_MANAGER, render=False)
                     self.event("SuccessfulCreate", self.object_key(key),
                                f"Created pod: {created['metadata']['name']}")
                 rs = self.store.ref("apps", "ReplicaSet", ns, name) or rs
@@ -135,7 +135,7 @@ class ReplicaSetController(Controller):
             elif diff > 0:
                 victims = sorted(active, key=deletion_order)[:diff]
                 for p in victims:
-                    self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER)
+                    self.store.delete("v1", "Pod", p.name, ns, manager=FIELD_MANAGER, render=False)
                     self.event("SuccessfulDelete", self.object_key(key), f"Deleted pod: {p.name}")
                 rs = self.store.ref("apps", "ReplicaSet", ns, name) or rs
                 active = [p for p in self.pods.owned_info(uid) if p.active]
@@ -152,7 +152,7 @@ class ReplicaSetController(Controller):
                 continue
             if selector_matches(selector, pod["metadata"].get("labels")):
                 refs = list(pod["metadata"].get("ownerReferences") or []) + [new_controller_ref(rs)]
-                self.store.set_metadata(pod, field_manager=FIELD_MANAGER, owner_references=refs)
+                self.store.set_metadata(pod, field_manager=FIELD_MANAGER, owner_references=refs, render=False)
 
     def _update_status(self, rs: dict, active: list[PodInfo], now: float) -> None:
         spec = rs.get("spec") or {}

@@ -111,13 +111,13 @@ class StatefulSetController(Controller):
                   "metadata": {"name": name, "namespace": ns, "labels": labels,
                                "ownerReferences": [new_controller_ref(sts)]},
                   "data": data, "revision": max_rev + 1}
-            self.store.create(cr, manager=FIELD_MANAGER)
+            self.store.create(cr, manager=FIELD_MANAGER, render=False)
             update = self.store.ref("apps", "ControllerRevision", ns, name)
             revs.append(update)
         elif update.get("revision", 0) < max_rev:
             bumped = fieldset.copy(update)
             bumped["revision"] = max_rev + 1
-            self.store.update(bumped, field_manager=FIELD_MANAGER)
+            self.store.update(bumped, field_manager=FIELD_MANAGER, render=False)
             update = self.store.ref("apps", "ControllerRevision", ns, update["metadata"]["name"])
             revs = [update if r["metadata"]["name"] == update["metadata"]["name"] else r for r in revs]
         cur_name = (sts.get("status") or {}).get("currentRevision")
@@ -149,7 +149,7 @@ class StatefulSetController(Controller):
                                           "uid": smd["uid"], "controller": True, "blockOwnerDeletion": True}]
             pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": md,
                    "spec": fieldset.copy(tpl.get("spec") or {})}
-            self.store.create(pvc, manager=FIELD_MANAGER)
+            self.store.create(pvc, manager=FIELD_MANAGER, render=False)
             self.event("SuccessfulCreate", self.object_key(key),
                        f"create Claim {claim} Pod {pod_name} in StatefulSet {sts['metadata']['name']} success")
 
@@ -180,7 +180,7 @@ class StatefulSetController(Controller):
                              "persistentVolumeClaim": {"claimName": self._claim_name(t, sts, ordinal)}})
             pspec["volumes"] = vols
         self._create_claims(sts, ordinal, key)
-        self.store.create(pod, manager=FIELD_MANAGER)
+        self.store.create(pod, manager=FIELD_MANAGER, render=False)
         self.event("SuccessfulCreate", self.object_key(key),
                    f"create Pod {name} in StatefulSet {sts['metadata']['name']} successful")
 
@@ -194,8 +194,8 @@ class StatefulSetController(Controller):
                     refs = [r for r in claim["metadata"].get("ownerReferences") or () if r.get("kind") != "Pod"]
                     refs.append({"apiVersion": "v1", "kind": "Pod", "name": p.name, "uid": p.uid,
                                  "controller": False, "blockOwnerDeletion": True})
-                    self.store.set_metadata(claim, field_manager=FIELD_MANAGER, owner_references=refs)
-        self.store.delete("v1", "Pod", p.name, p.namespace, manager=FIELD_MANAGER)
+                    self.store.set_metadata(claim, field_manager=FIELD_MANAGER, owner_references=refs, render=False)
+        self.store.delete("v1", "Pod", p.name, p.namespace, manager=FIELD_MANAGER, render=False)
         self.event("SuccessfulDelete", self.object_key(key),
                    f"delete Pod {p.name} in StatefulSet {sts['metadata']['name']} successful")
 
@@ -217,7 +217,7 @@ class StatefulSetController(Controller):
                     continue
                 if selector_matches(selector, omd.get("labels")):
                     refs = list(omd.get("ownerReferences") or []) + [new_controller_ref(sts)]
-                    self.store.set_metadata(obj, field_manager=FIELD_MANAGER, owner_references=refs)
+                    self.store.set_metadata(obj, field_manager=FIELD_MANAGER, owner_references=refs, render=False)
 
     # ------------------------------------------------------------------ sync
     def sync(self, key: tuple[str, str]) -> None:
@@ -345,4 +345,4 @@ class StatefulSetController(Controller):
         history = [r for r in revs if r["metadata"]["name"] not in live]
         for r in history[:max(0, len(history) - limit)]:
             self.store.delete("apps/v1", "ControllerRevision", r["metadata"]["name"], r["metadata"].get("namespace"),
-                              manager=FIELD_MANAGER)
+                              manager=FIELD_MANAGER, render=False)
