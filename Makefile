@@ -53,11 +53,12 @@ lab: $(STAMP)
 # The whole suite (tests/), spread over TEST_JOBS pytest-xdist worker processes (default:
 # one per core).  Tests that share a wide fixture -- the one real control plane, the
 # hostile-repository pool, JupyterLab and Chromium, a module's simulation, one notebook's
-# run -- go to one worker together (tests/parallel.py), the long groups first.
+# run -- go to one worker together (tests/parallel.py), the long groups first (xdist keeps
+# that order: --no-loadscope-reorder).
 # TEST_JOBS=0 runs everything in this one process, as a plain `pytest` does.
 TEST_JOBS ?= auto
 test: $(STAMP) controlplane
-	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # KWOK) built from Go module sources into ~/.cache/labkit, for the real-cluster and

@@ -22,3 +22,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def notebook_runs(tmp_path_factory) -> NotebookRuns:
     """Each scenario notebook executed at most once per session (per xdist worker), shared by the tests that check it."""
     return NotebookRuns(tmp_path_factory.mktemp("notebook-runs"))
+
+
+class _GroupIds:
+    @pytest.hookimpl(trylast=True)  # after xdist's own hook, which on pytest 9 does not rename the tests
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        parallel.suffix_node_ids(config, items)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_GroupIds(), "labkit-xdist-group-ids")

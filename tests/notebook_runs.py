@@ -48,7 +48,9 @@ def run_parameters(sc: scenario.Scenario) -> dict[str, str]:
 
 def group(name: str) -> pytest.MarkDecorator:
     """The xdist group of every test that reads the run of scenario ``name``."""
-    return pytest.mark.xdist_group(f"notebook-{name}")
+    from tests.parallel import NOTEBOOK_GROUP_PREFIX
+
+    return pytest.mark.xdist_group(f"{NOTEBOOK_GROUP_PREFIX}{name}")
 
 
 def scenario_param(name: str) -> object:

@@ -24,14 +24,25 @@ module.  The results:
 - the browser tests in one worker (one ``labkit lab`` server, one Chromium);
 - a module with a module-scoped simulation in one worker: it is simulated once.
 
+xdist reads the marks in each worker and appends ``@<group>`` to the test's node id,
+which is what its scheduler groups by.  xdist 3.8 writes that id to ``item._nodeid``,
+an attribute pytest 9 no longer reads (the id now lives in ``item._id``), so on
+pytest 9 every group silently falls apart into single tests.  :func:`suffix_node_ids`
+does xdist's step itself where it did not take effect; with a fixed xdist it finds
+the suffix already there and does nothing.
+
 A test that already carries an ``xdist_group`` mark keeps it: the executed scenario
 notebooks (:mod:`tests.notebook_runs`) are grouped one group per notebook, so the
 notebooks spread over the workers while each is executed once.
 
-Groups are scheduled in collection order, so a long group collected last would run
-alone at the end while the other workers sit idle.  :func:`long_groups_first` moves
-the groups known to be long (:data:`LONG_GROUPS`, measured: minutes each) to the
-front of the collection, the same order on every worker, as xdist requires.  Without
+Work goes to the workers in queue order, so a long group queued last would run alone
+at the end while the other workers sit idle.  :func:`long_groups_first` moves the
+groups known to be long (:data:`LONG_GROUPS`, measured: minutes each) to the front of
+the collection, then the notebook runs (tens of seconds each), then everything else
+in collection order -- longest first, the short tests filling the gaps -- the same
+order on every worker, as xdist requires.  ``make test`` passes
+``--no-loadscope-reorder`` so that xdist keeps this order (by default it sorts the
+groups by their number of tests, which says little about their length).  Without
 ``-n`` (a plain ``pytest tests/x``) the marks are inert and the order is a stable
 reordering of the same tests.
 """
@@ -44,6 +55,8 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 #: groups that take minutes (real control plane, hostile repositories, browser), started first
 LONG_GROUPS = ("real_cluster", "safety_runner", "browser")
+#: the xdist groups of the executed notebooks (tests/notebook_runs.py), queued right after the long groups
+NOTEBOOK_GROUP_PREFIX = "notebook-"
 _WIDE_SCOPES = {"session", "package", "module", "class"}
 
 
@@ -126,6 +139,28 @@ def long_groups_first(items: list[pytest.Item]) -> None:
         for i, name in enumerate(LONG_GROUPS):
             if name in group.split("+"):
                 return i
-        return len(LONG_GROUPS)
+        return len(LONG_GROUPS) + (0 if group.startswith(NOTEBOOK_GROUP_PREFIX) else 1)
 
     items.sort(key=rank)  # stable: within a rank, collection order
+
+
+def suffix_node_ids(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker under ``--dist loadgroup``: make sure each grouped test's node id ends in ``@<group>``.
+
+    What xdist's own ``pytest_collection_modifyitems`` means to do; it runs before this
+    (this hook is ``trylast``) and, on pytest 9, its change does not reach ``item.nodeid``.
+    """
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names or item.nodeid.endswith("@" + "_".join(names)):
+            continue
+        nodeid = f"{item.nodeid}@{'_'.join(names)}"
+        if hasattr(item, "_id"):  # pytest >= 9: a structured NodeId, parsed from the string
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(nodeid)
+        else:  # pragma: no cover - pytest 8, where xdist's own assignment works
+            item._nodeid = nodeid
