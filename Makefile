@@ -1,7 +1,7 @@
 # labkit — the two commands the README promises, plus a few helpers.
 #
 #   make lab    set up .venv (once), then run every scenario headless into reports/ (one per core at a time)
-#   make test   set up .venv (once), then run the whole test suite (tests/)
+#   make test   set up .venv (once), then run the whole test suite (tests/), TEST_JOBS workers in parallel
 #   make bench  set up .venv (once), then `labkit bench`: every benchmarks/bench_*.py, one table
 #   make setup  only set up .venv (what the dev container and Binder run)
 #   make browser  the browser tests only (JupyterLab in Debian's Chromium; screenshots in reports/browser/)
@@ -52,8 +52,15 @@ lab: $(STAMP)
 	$(VENV)/bin/labkit run --all --out $(OUT) $(LAB_ARGS)
 	@echo "Reports are in $(OUT)/ : one folder per scenario with the executed notebook, metrics.json, figures and run.log."
 
+# The whole suite (tests/), spread over TEST_JOBS pytest-xdist worker processes (default:
+# one per core).  Tests that share a wide fixture -- the one real control plane, the
+# hostile-repository pool, JupyterLab and Chromium, a module's simulation, one notebook's
+# run -- go to one worker together (tests/parallel.py), the long groups first (xdist keeps
+# that order: --no-loadscope-reorder).
+# TEST_JOBS=0 runs everything in this one process, as a plain `pytest` does.
+TEST_JOBS ?= auto
 test: $(STAMP) controlplane
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # KWOK) built from Go module sources into ~/.cache/labkit, for the real-cluster and

@@ -5,6 +5,10 @@ the scenario/notebook pair follows the contract (DESIGN.md, "Contracts others re
 the notebook is committed without outputs, has a ``parameters`` cell assigning seed,
 cluster, out_dir and every declared parameter, runs to the end on the embedded
 simulator, and writes a flat ``metrics.json`` with exactly the keys the YAML declares.
+
+The execution itself is shared (:mod:`tests.notebook_runs`): each notebook runs once per
+session, with its defaults and the explorer on, and the other tests that check executed
+notebooks read the same run.
 """
 from __future__ import annotations
 
@@ -14,13 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.app import runner
 from labkit.scenarios import spec as scenario
+from tests.notebook_runs import scenario_param
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
-#: Per-cell limit, so a hung notebook fails instead of eating CI's time.
-CELL_TIMEOUT_S = 900
 
 
 @pytest.fixture(autouse=True)
@@ -52,11 +54,11 @@ def test_notebook_is_committed_clean_with_a_full_parameters_cell(path):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
-def test_notebook_runs_headless_and_writes_declared_metrics(path, tmp_path):
-    sc = scenario.load(path, base=REPO)
-    res = runner.run_scenario(sc, out_dir=tmp_path / sc.name, timeout=CELL_TIMEOUT_S)
+@pytest.mark.parametrize("name", [scenario_param(p.stem) for p in SCENARIO_FILES])
+def test_notebook_runs_headless_and_writes_declared_metrics(name, notebook_runs):
+    run = notebook_runs.get(name)
+    sc, res = run.scenario, run.result
     assert res.ok, res.error
-    metrics = json.loads((tmp_path / sc.name / "metrics.json").read_text())
+    metrics = json.loads((run.out_dir / "metrics.json").read_text())
     assert sorted(metrics) == sorted(sc.metrics)
-    assert (tmp_path / sc.name / f"{sc.name}.ipynb").is_file()
+    assert run.executed.is_file()

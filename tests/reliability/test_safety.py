@@ -34,6 +34,7 @@ from labkit.gitops import sandbox
 from labkit.gitops.repo import ManifestRepo
 from labkit.gitops.webhook import MAX_BODY_BYTES, WebhookReceiver, github_delivery, sign
 from labkit.core.events import EventLog
+from tests.notebook_runs import group as notebook_group
 
 render_mod = importlib.import_module("labkit.gitops.render")  # the package re-exports a function named render
 PACKAGE = Path(render_mod.__file__).resolve().parents[1]
@@ -309,18 +310,16 @@ def test_secret_values_from_git_never_reach_logs_statuses_or_the_tour_tables():
 
 
 @pytest.mark.notebooks
-def test_the_executed_tour_notebook_and_its_outputs_hold_no_secrets(tmp_path, monkeypatch):
-    """Execute the tour headless (as CI does) and grep the notebook, metrics.json and run log for the token."""
-    from labkit.app import runner
-    from labkit.scenarios import spec as scenario
+@notebook_group("tour")
+def test_the_executed_tour_notebook_and_its_outputs_hold_no_secrets(notebook_runs):
+    """The tour executed headless (as CI does; the run tests/test_notebooks.py checks): grep the notebook,
+    metrics.json and run log for the token."""
     from labkit.scenarios.lab import WEBHOOK_TOKEN
 
-    repo = PACKAGE.parent
-    monkeypatch.setenv("LABKIT_HOME", str(repo))
-    sc = scenario.load(repo / "scenarios" / "tour.yaml", base=repo)
-    res = runner.run_scenario(sc, out_dir=tmp_path / "tour", timeout=900)
+    run = notebook_runs.get("tour")
+    res = run.result
     assert res.ok, res.error
-    outputs = [p for p in (tmp_path / "tour").iterdir() if p.suffix in (".ipynb", ".json", ".log")]
+    outputs = [p for p in run.out_dir.iterdir() if p.suffix in (".ipynb", ".json", ".log")]
     assert {p.suffix for p in outputs} >= {".ipynb", ".json"}
     for p in outputs:
         text = p.read_text(errors="replace")

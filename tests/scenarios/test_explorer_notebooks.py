@@ -4,9 +4,10 @@ The explorer cell (the code cell calling ``explore(...)``) ends with the explore
 its last expression: Jupyter displays it.  Executed headless through the runner (as
 ``labkit run`` does, with the same harness as ``tests/test_notebooks.py``), that
 cell's outputs must hold an ``application/vnd.jupyter.widget-view+json`` view.
-The long studies run with reduced sizes (the explorer does not depend on them);
-with ``explorer`` left at the YAML default (false) the same cell outputs nothing,
-which ``tests/test_notebooks.py`` covers by running every notebook with its defaults.
+The run is the one shared with ``tests/test_notebooks.py`` (:mod:`tests.notebook_runs`):
+each notebook executed once, with its default (full-size) studies and ``explorer=true``;
+with ``explorer`` left at the YAML default (false), ``explore`` returns ``None`` and the
+cell shows nothing (``tests/scenarios/test_explorer.py``).
 """
 from __future__ import annotations
 
@@ -15,21 +16,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.app import runner
 from labkit.scenarios import spec as scenario
+from tests.notebook_runs import scenario_param
 
 REPO = Path(__file__).resolve().parent.parent.parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: every scenario with a live explorer (all but fleet; 00-start-here has its own playground)
 EXPLORER_SCENARIOS = ("tour", "promotion", "drift", "hpa-conflict", "rollback", "secrets", "migrations",
                       "stateful-edges", "push-vs-pull")
-#: smaller studies, to keep the run time modest
-SMALL = {
-    "rollback": {"runs": "4", "sweep_poll_intervals_s": "[60]", "sweep_ci_loads": "[0.0]",
-                 "sweep_readiness_delays_s": "[10]"},
-    "push-vs-pull": {"days": "7", "services": "5"},
-    "secrets": {"key_bits": "2048"},
-}
 
 
 def explorer_cell(nb):
@@ -58,13 +52,13 @@ def test_every_scenario_but_fleet_declares_the_explorer_parameter_false_by_defau
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("name", EXPLORER_SCENARIOS)
-def test_run_with_explorer_true_leaves_a_widget_view(name, tmp_path):
-    sc = scenario.load(REPO / "scenarios" / f"{name}.yaml", base=REPO)
-    params = {"explorer": "true", **SMALL.get(name, {})}
-    res = runner.run_scenario(sc, params, out_dir=tmp_path / name, timeout=900)
+@pytest.mark.parametrize("name", [scenario_param(n) for n in EXPLORER_SCENARIOS])
+def test_run_with_explorer_true_leaves_a_widget_view(name, notebook_runs):
+    run = notebook_runs.get(name)
+    assert run.parameters.get("explorer") == "true"
+    res = run.result
     assert res.ok, res.error
-    cell = explorer_cell(nbformat.read(tmp_path / name / f"{name}.ipynb", as_version=4))
+    cell = explorer_cell(nbformat.read(run.executed, as_version=4))
     views = [o for o in cell.outputs if WIDGET_VIEW in (o.get("data") or {})]
     kinds = [o.get("output_type") for o in cell.outputs]
     assert views, f"{name}: the explorer cell has no widget view (outputs: {kinds})"

@@ -6,6 +6,7 @@ import pytest
 from labkit.core import report
 from labkit.scenarios import spec as scenario
 from labkit.workshop import start_here as sh
+from tests.notebook_runs import group as notebook_group
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +81,15 @@ def test_map_lists_every_other_scenario_and_the_first_exercise_exists():
 
 
 @pytest.mark.notebooks
-def test_headless_run_with_explorer_leaves_the_playground_widget(tmp_path, monkeypatch):
+@notebook_group(sh.SELF)
+def test_headless_run_with_explorer_leaves_the_playground_widget(notebook_runs):
     import nbformat
 
-    from labkit.app import runner
-
-    monkeypatch.setenv("LABKIT_HOME", str(scenario.home()))
-    sc = scenario.get(sh.SELF)
-    res = runner.run_scenario(sc, ["explorer=true"], out_dir=tmp_path / "run", timeout=600)
+    run = notebook_runs.get(sh.SELF)  # the one run of this notebook, shared with tests/test_notebooks.py
+    assert run.parameters == {"explorer": "true"}
+    res = run.result
     assert res.ok, res.error
-    nb = nbformat.read(tmp_path / "run" / f"{sh.SELF}.ipynb", as_version=4)
+    nb = nbformat.read(run.executed, as_version=4)
     views = [o for c in nb.cells if c.cell_type == "code" and "PrinciplesPlayground" in c.source
              for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert views, "the playground cell's output holds no widget view"
