@@ -42,7 +42,7 @@ import secrets
 from typing import Any, Callable, Iterable, Iterator
 
 from labkit.core.errors import ApiError, LabkitError
-from labkit.kube.locate import FIELD, KINDS, SIM, RealTarget, is_real, kind_of, resolve  # noqa: F401 - this module's API
+from labkit.kube.locate import FIELD, RealTarget, kind_of, resolve  # noqa: F401 - kind_of, resolve: re-exported for the labs
 from labkit.scenarios import spec as scenario_spec
 
 RUN_ID_ENV = "LABKIT_RUN_ID"

@@ -62,19 +62,15 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from labkit.core.errors import LabkitError
-from labkit.kube.locate import KINDS, SIM, kind_of  # noqa: F401 - what a ``cluster`` value names
+from labkit.kube.locate import KINDS, kind_of  # what a ``cluster`` value names; KINDS: what ``clusters:`` may list
 
 #: Parameters the runner injects into every notebook; a scenario may not declare them.
 RESERVED_PARAMETERS = ("seed", "cluster", "out_dir")
-#: Values ``--cluster`` names that are not kube contexts.
-CLUSTER_KINDS = ("sim", "kwok", "kind")
 
 TYPES = ("int", "float", "bool", "str", "list")
 ITEM_TYPES = ("int", "float", "bool", "str")
 _PARAM_KEYS = {"type", "default", "help", "choices", "min", "max", "items"}
 _REQUIRED_TOP = ("name", "title", "summary", "notebook", "parameters", "metrics")
-#: kinds of --cluster value a scenario may list under ``clusters:`` (see labkit.scenarios.backend.kind_of)
-TARGET_KINDS = ("sim", "kwok", "kind", "context")
 _CLUSTER_WORDS = {"sim": "the embedded simulator", "kwok": "the local control plane (kwok)",
                   "kind": "a kind cluster", "context": "a kubeconfig context"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -505,10 +501,10 @@ def _load_clusters(data: dict, parameters: dict[str, Parameter],
     """``clusters:`` and ``real_cluster:`` (see the module docstring), validated."""
     raw = data.get("clusters", ["sim"])
     if not isinstance(raw, list) or not raw or not all(isinstance(c, str) for c in raw):
-        raise LabkitError(f"must be a non-empty list of {', '.join(TARGET_KINDS)}", file=file, field="clusters")
-    unknown = [c for c in raw if c not in TARGET_KINDS]
+        raise LabkitError(f"must be a non-empty list of {', '.join(KINDS)}", file=file, field="clusters")
+    unknown = [c for c in raw if c not in KINDS]
     if unknown:
-        raise LabkitError(f"unknown cluster kind(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(TARGET_KINDS)}",
+        raise LabkitError(f"unknown cluster kind(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(KINDS)}",
                           file=file, field="clusters")
     real = data.get("real_cluster") or {}
     if not isinstance(real, dict):

@@ -99,6 +99,7 @@ from labkit.core.clock import parse_time, rng_for, timestamp
 from labkit.core.duration import parse_duration
 from labkit.core.errors import ApiError, LabkitError
 from labkit.core.events import EventLog, object_key
+from labkit.core.workqueue import WorkQueue
 
 __all__ = [
     "GROUP", "API_VERSION", "SecretsManagerError", "SecretVersion", "SecretsManager", "SecretsBackend",
@@ -418,8 +419,6 @@ class ExternalSecretsOperator:
 
     def __init__(self, cluster: Any, backend: SecretsBackend, *, env: simpy.Environment | None = None,
                  log: Any = None):
-        from labkit.core.workqueue import WorkQueue
-
         self.cluster = cluster
         self.env: simpy.Environment = env if env is not None else cluster.env
         self.log = log if log is not None else cluster.log

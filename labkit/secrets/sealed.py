@@ -110,6 +110,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from labkit.core.clock import EPOCH_UNIX
 from labkit.core.errors import ApiError, LabkitError
 from labkit.core.events import object_key
+from labkit.core.workqueue import WorkQueue
 
 __all__ = [
     "API_VERSION", "GROUP", "KIND", "CLUSTER_WIDE_ANNOTATION", "NAMESPACE_WIDE_ANNOTATION", "MANAGED_ANNOTATION",
@@ -420,8 +421,6 @@ class SealedSecretsController:
     def __init__(self, cluster: Any, *, key_bits: int = DEFAULT_KEY_BITS,
                  key_renew_period: float = DEFAULT_RENEW_PERIOD, namespace: str = CONTROLLER_NAMESPACE,
                  update_status: bool = True, env: simpy.Environment | None = None, log: Any = None):
-        from labkit.core.workqueue import WorkQueue
-
         self.cluster = cluster
         self.env: simpy.Environment = env if env is not None else cluster.env
         self.log = log if log is not None else cluster.log

@@ -42,9 +42,9 @@ from labkit.sim.controllers.kubelet import Kubelet
 from labkit.sim.controllers.pvc import PersistentVolumeController
 from labkit.sim.controllers.replicaset import ReplicaSetController
 from labkit.sim.controllers.statefulset import StatefulSetController
-from labkit.sim.controllers.workqueue import Controller, WorkQueue
+from labkit.sim.controllers.workqueue import Controller
 
-__all__ = ["start_controllers", "ControllerSet", "Controller", "WorkQueue", "Informers", "Kubelet",
+__all__ = ["start_controllers", "ControllerSet", "Controller", "Informers", "Kubelet",
            "DeploymentController", "ReplicaSetController", "HorizontalPodAutoscalerController", "JobController",
            "StatefulSetController", "PersistentVolumeController"]
 

@@ -24,7 +24,6 @@ save the zero-time yield.
 
 ``Controller.event`` records a Kubernetes Event (reason + message, ``Normal`` /
 ``Warning``) in the run's event log under the controller's component name.
-``WorkQueue`` is re-exported here for the code that builds its own worker on it.
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ import simpy
 from labkit.core.workqueue import Driver, WorkQueue
 from labkit.core.errors import ApiError
 
-__all__ = ["Controller", "WorkQueue"]
+__all__ = ["Controller"]
 
 
 class Controller:
