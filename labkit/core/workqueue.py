@@ -174,24 +174,15 @@ class RateLimiter:
 class WorkQueue:
     """A coalescing, delaying, rate-limited work queue on a SimPy clock (see the module docstring)."""
 
-    def __init__(self, env: simpy.Environment, *, base_delay: float = 0.005, max_delay: float = 1000.0,
-                 limiter: RateLimiter | None = None):
+    def __init__(self, env: simpy.Environment, *, limiter: RateLimiter | None = None):
         self.env = env
         self._queue: deque = deque()
         self._dirty: dict[Hashable, None] = {}
         self._waiting: dict[Hashable, float] = {}
         self._timers: dict[float, list] = {}  # one SimPy timeout per instant, shared by its keys
-        self.limiter = limiter if limiter is not None else RateLimiter(base_delay, max_delay)
+        self.limiter = limiter if limiter is not None else RateLimiter()
         self._wakeup: simpy.Event | None = None
         self.adds = 0
-
-    @property
-    def base_delay(self) -> float:
-        return self.limiter.base
-
-    @property
-    def max_delay(self) -> float:
-        return self.limiter.cap
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -393,7 +384,7 @@ class Driver:
                     queue.add_after(key, delay)
             else:
                 if outcome is None:  # the common case, kept cheap: a sync that requeues itself
-                    self.limiter._failures.pop(key, None)
+                    self.limiter.forget(key)
                 else:
                     delay = self._succeeded(key, outcome)
                     if delay is not None:

@@ -14,8 +14,7 @@ Building blocks defined here:
 * ``labkit.engine.objectid`` — inventory ids ``<ns>_<name>_<group>_<kind>``;
 * ``labkit.engine.inventory`` — ``Inventory`` and the stale-object diff that
   drives pruning;
-* ``labkit.engine.policy`` — ``Owner`` and ``Policy``: the field manager, owner
-  labels and annotation selectors (skip, create-only, force, spare from prune)
+* ``labkit.engine.policy`` — ``Policy``: the annotation selectors (skip, create-only, force, spare from prune)
   a dialect passes in — the engine itself names no Flux or Argo CD annotation;
 * ``labkit.engine.normalize`` — server-field stripping, subset diff with
   Kubernetes list semantics and quantities, JSON pointers and ignore rules;

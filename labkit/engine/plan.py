@@ -41,10 +41,10 @@ from typing import Any, Iterable
 from labkit.core.cluster import Cluster, Obj
 from labkit.engine.changeset import Action, ChangeSet, ChangeSetEntry, subject_of
 from labkit.engine.normalize import IgnoreRule, apply_ignore, changed_paths
-from labkit.engine.policy import Policy, annotation
+from labkit.engine.policy import Policy
 from labkit.core.errors import ApiError, LabkitError
 
-__all__ = ["PlanEntry", "Plan", "DryRunFailed", "dry_run_message", "comparable", "annotation", "check_shape", "plan"]
+__all__ = ["PlanEntry", "Plan", "DryRunFailed", "dry_run_message", "comparable", "check_shape", "plan"]
 
 NO_POLICY = Policy()
 

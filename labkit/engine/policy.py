@@ -10,11 +10,10 @@ those words — skip, create-only, recreate, spare — are the same whoever name
 them, so they belong to the engine; the *names* belong to the dialect.
 
 ``fluxcd/pkg/ssa`` draws the line the same way: its ``ResourceManager`` knows
-nothing about Kustomizations, and kustomize-controller hands it an ``Owner``
-(field manager and label group) plus selector maps in ``ApplyOptions``
+nothing about Kustomizations, and kustomize-controller hands it the owner
+(field manager and owner labels, plain arguments here) plus selector maps in ``ApplyOptions``
 (``ExclusionSelector``, ``IfNotPresentSelector``, ``ForceSelector``) and
-``DeleteOptions`` (``Exclusions``).  ``Policy`` is that bundle of selectors;
-``Owner`` is the field manager and the owner-label group.  The engine's default
+``DeleteOptions`` (``Exclusions``).  ``Policy`` is that bundle of selectors.  The engine's default
 is ``Policy()``, which matches nothing: a caller that does not name a dialect
 (a push pipeline, ``apply_manifests``) gets plain server-side apply semantics,
 and Flux passes ``labkit.flux.policy.FLUX_POLICY``.
@@ -29,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["Selector", "Owner", "Policy", "annotation"]
+__all__ = ["Selector", "Policy", "annotation"]
 
 
 def annotation(obj: Mapping[str, Any], key: str) -> str:
@@ -55,24 +54,6 @@ class Selector:
 
 def _first(selectors: tuple[Selector, ...], obj: Mapping[str, Any]) -> Selector | None:
     return next((s for s in selectors if s.matches(obj)), None)
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Who applies: the field manager, and the label group naming the owning object.
-
-    ``labels(name, namespace)`` gives ``<group>/name`` and ``<group>/namespace``,
-    the labels kustomize-controller stamps on every object and prune requires
-    (``ResourceManager.GetOwnerLabels``).
-    """
-
-    field_manager: str
-    group: str = ""
-
-    def labels(self, name: str, namespace: str) -> dict[str, str]:
-        if not self.group:
-            return {}
-        return {f"{self.group}/name": name, f"{self.group}/namespace": namespace}
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ from typing import Any, Iterable, Mapping, Protocol
 from labkit.core.cluster import Cluster, Obj
 from labkit.engine.inventory import object_id
 from labkit.core.events import EventLog, key_of
+from labkit.flux.api import KUSTOMIZE_API_VERSION
+from labkit.flux.policy import NAME_LABEL, NAMESPACE_LABEL, PRUNE_ANNOTATION
 
 __all__ = [
     "Dialect",
@@ -100,28 +102,23 @@ class FluxDialect:
     name = "flux"
 
     def __init__(self, cluster: Cluster, apps: Iterable[str], namespace: str = "flux-system"):
-        from labkit.flux import kustomize as ks
-
-        self._ks = ks
         self.cluster = cluster
         self.apps = list(apps)
         self.namespace = namespace
 
     def owns(self, app: str, labels: Mapping[str, str], annotations: Mapping[str, str]) -> bool:
-        return labels.get(self._ks.NAME_LABEL) == app and labels.get(self._ks.NAMESPACE_LABEL) == self.namespace
+        return labels.get(NAME_LABEL) == app and labels.get(NAMESPACE_LABEL) == self.namespace
 
     def owner_of(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str | None:
-        if labels.get(self._ks.NAMESPACE_LABEL) != self.namespace:
+        if labels.get(NAMESPACE_LABEL) != self.namespace:
             return None
-        return labels.get(self._ks.NAME_LABEL)
+        return labels.get(NAME_LABEL)
 
     def protected(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> bool:
-        from labkit.flux.policy import PRUNE_ANNOTATION
-
         return annotations.get(PRUNE_ANNOTATION, "").lower() == "disabled"
 
     def inventory(self, app: str) -> set[str] | None:
-        obj = self.cluster.get(self._ks.API_VERSION, self._ks.KIND, app, self.namespace)
+        obj = self.cluster.get(KUSTOMIZE_API_VERSION, "Kustomization", app, self.namespace)
         inv = ((obj or {}).get("status") or {}).get("inventory")
         if inv is None:
             return None
@@ -130,7 +127,7 @@ class FluxDialect:
     def statuses(self) -> list[Obj]:
         out = []
         for app in self.apps:
-            obj = self.cluster.get(self._ks.API_VERSION, self._ks.KIND, app, self.namespace)
+            obj = self.cluster.get(KUSTOMIZE_API_VERSION, "Kustomization", app, self.namespace)
             if obj is not None:
                 out.append(obj.get("status") or {})
         return out

@@ -24,7 +24,7 @@ from typing import Any
 from labkit.core.cluster import Cluster
 from labkit.engine.plan import check_shape
 from labkit.core.errors import ApiError
-from labkit.flux.policy import NAME_LABEL, NAMESPACE_LABEL
+from labkit.flux.policy import owner_labels
 from labkit.gitops.render import Renderer
 from labkit.gitops.substitute import collect_variables, substitute
 
@@ -55,8 +55,7 @@ def own_objects(objects: list[dict], name: str, namespace: str, cluster: Cluster
     for o in objects:
         md = o.setdefault("metadata", {})
         labels = md.setdefault("labels", {})
-        labels[NAME_LABEL] = name
-        labels[NAMESPACE_LABEL] = namespace
+        labels.update(owner_labels(name, namespace))
         if not md.get("namespace"):
             try:
                 namespaced = cluster.is_namespaced(o.get("apiVersion", ""), o.get("kind", ""))

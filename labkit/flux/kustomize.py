@@ -77,14 +77,12 @@ from labkit.engine.wait import wait_for_set
 from labkit.core.errors import ApiError, LabkitError
 from labkit.flux import conditions as C
 from labkit.flux.api import KustomizationSpec
-from labkit.flux.build import build_objects, own_objects
-from labkit.flux.policy import (FIELD_MANAGER, FINALIZE_PRUNE_EXCLUSIONS, FLUX_POLICY, NAME_LABEL,  # noqa: F401
-                                NAMESPACE_LABEL, RECONCILE_ANNOTATION, owner_labels)
+from labkit.flux.build import build_objects
+from labkit.flux.policy import FIELD_MANAGER, FINALIZE_PRUNE_EXCLUSIONS, FLUX_POLICY, owner_labels
 from labkit.flux.services import FluxServices
 from labkit.gitops.render import PathConfinementError, PathNotFoundError
 
-__all__ = ["KustomizationReconciler", "Failure", "Attempt", "own_objects", "NAME_LABEL", "NAMESPACE_LABEL",
-           "API_VERSION", "KIND", "FIELD_MANAGER", "STAGES"]
+__all__ = ["KustomizationReconciler", "Failure", "Attempt", "API_VERSION", "KIND", "FIELD_MANAGER"]
 
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
 KIND = "Kustomization"
@@ -94,7 +92,6 @@ FINALIZER = "finalizers.fluxcd.io"
 DEPENDENCY_REQUEUE = 30.0
 TERMINATION_POLL = 2.0  # WaitForTermination: ssa.WaitOptions{Interval: 2 * time.Second}
 HISTORY_LIMIT = 5
-STAGES = ("fetch", "build", "plan", "apply", "prune", "health")
 
 
 @dataclass

@@ -24,7 +24,7 @@ Flux controllers.
 """
 from __future__ import annotations
 
-from labkit.engine.policy import Owner, Policy, Selector
+from labkit.engine.policy import Policy, Selector
 
 GROUP = "kustomize.toolkit.fluxcd.io"
 FIELD_MANAGER = "kustomize-controller"
@@ -34,8 +34,6 @@ SSA_ANNOTATION = f"{GROUP}/ssa"
 RECONCILE_ANNOTATION = f"{GROUP}/reconcile"
 FORCE_ANNOTATION = f"{GROUP}/force"
 PRUNE_ANNOTATION = f"{GROUP}/prune"
-
-OWNER = Owner(FIELD_MANAGER, GROUP)
 
 FLUX_POLICY = Policy(
     skip=(Selector(SSA_ANNOTATION, "Ignore", "ssa: Ignore"),
@@ -50,4 +48,4 @@ FINALIZE_PRUNE_EXCLUSIONS = {**FLUX_POLICY.prune_exclusions, RECONCILE_ANNOTATIO
 
 def owner_labels(name: str, namespace: str) -> dict[str, str]:
     """The labels marking an object as applied by Kustomization ``namespace/name``."""
-    return OWNER.labels(name, namespace)
+    return {NAME_LABEL: name, NAMESPACE_LABEL: namespace}

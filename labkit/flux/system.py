@@ -130,8 +130,6 @@ class FluxSystem:
         self._seen: dict[str, tuple[Any, Any]] = {}
         self.reconcilers: dict[str, Any] = {}
         self.poll_interval = poll_interval
-        self.min_retry_delay = min_retry_delay
-        self.max_retry_delay = max_retry_delay
         #: one reconcile driver per controller: a loop per object, ``concurrent`` reconciles at once
         self.drivers = {kind: Driver(env, self._reconcile, policy=PerKey(limit=concurrent), retryable=(ApiError,), read=self._read,
                                      on_gone=self._gone, on_error=self._requeue_error, settle=self._settle,

@@ -60,14 +60,6 @@ class Controller:
     def interleave(self, value: bool) -> None:
         self.driver.interleave = value
 
-    @property
-    def syncs(self) -> int:
-        return self.driver.runs
-
-    @property
-    def errors(self) -> int:
-        return self.driver.failures
-
     def _sync_error(self, key: Hashable, exc: BaseException, delay: float | None, _obj: Any) -> None:
         self.log.record(self.component, "SyncError", self.object_key(key),
                         detail={"reason": getattr(exc, "reason", ""), "message": getattr(exc, "message", str(exc)),
