@@ -137,7 +137,7 @@ import simpy
 
 from labkit.argo.api import (APPLICATION_KIND, RESOURCES_FINALIZERS, ApplicationSpec, Backoff, Retry, SyncOptions,
                              parse_application)
-from labkit.argo.appclient import STATUS_MANAGER, AppClient
+from labkit.argo.appclient import AppClient
 from labkit.argo.apply import dry_run_object
 from labkit.argo.cluster_cache import ClusterCache
 from labkit.argo.destinations import Destinations
@@ -153,7 +153,7 @@ from labkit.core.errors import ApiError, LabkitError, TemporaryError
 from labkit.core.events import EventLog
 from labkit.gitops.render import RenderTimeoutError
 
-__all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC", "COMPONENT", "STATUS_MANAGER"]
+__all__ = ["AppController", "RECENT", "LATEST", "HARD", "RESYNC", "COMPONENT"]
 
 COMPONENT = "argocd-application-controller"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"

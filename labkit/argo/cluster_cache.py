@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable
 from labkit.argo.destinations import Destinations
 from labkit.argo.tracking import app_of
 from labkit.core.errors import ApiError, TemporaryError
+from labkit.engine.objectid import split_api_version
 
 __all__ = ["ClusterCache", "CacheKey"]
 
@@ -47,7 +48,7 @@ CacheKey = tuple[str, str, str, str]
 
 
 def _group(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
+    return split_api_version(api_version)[0]
 
 
 class ClusterCache:

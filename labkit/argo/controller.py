@@ -36,8 +36,8 @@ It keeps what only an assembly can: the controllers by key (``apps``,
 them, the periodic resync, the webhook, and the user actions below.  The
 controller modules import none of this module, so the dependency runs one way:
 ``controller`` → ``app_controller`` / ``appset`` → the collaborators.  The
-former service methods (``destination``, ``namespaced``, ``tracked``,
-``system_rules`` ...) remain as one-line delegations for notebooks and tests.
+former service methods ``destination`` (the resource tree) and ``system_rules``
+(the explorer) remain as one-line delegations.
 
 Clusters
 --------
@@ -94,7 +94,7 @@ import copy
 import json
 import random
 from dataclasses import replace
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import simpy
 
@@ -102,11 +102,10 @@ from labkit.argo.api import (API_VERSION, APPLICATION_KIND, APPLICATIONSET_KIND,
                              ApplicationSpec, ListGenerator, parse_application, parse_applicationset)
 from labkit.argo.app_controller import COMPONENT, HARD, LATEST, RESYNC, AppController
 from labkit.argo.appclient import AppClient
-from labkit.argo.apply import dry_run_object
 from labkit.argo.appset import AppSetController, generate
 from labkit.argo.cluster_cache import ClusterCache
 from labkit.argo.crds import argo_crds
-from labkit.argo.destinations import IN_CLUSTER, IN_CLUSTER_SERVER, ClusterEntry, Destinations
+from labkit.argo.destinations import IN_CLUSTER, IN_CLUSTER_SERVER, Destinations
 from labkit.argo.diff import system_ignore_rules
 from labkit.argo.repo_server import RepoServer
 from labkit.argo.settings import ARGOCD_CM, ArgoTimings, Settings
@@ -159,9 +158,7 @@ class ArgoSystem:
                                  automated_retry_limit=automated_retry_limit)
         self.repo_server = RepoServer()
         self.destinations = Destinations(env)
-        self.clusters: dict[str, ClusterEntry] = self.destinations.entries
         self.cache = ClusterCache(self.destinations, self._on_managed_change)
-        self.verified: dict[Any, str] = self.cache.verified
         self.app_client = AppClient(mgmt)
         self.apps: dict[tuple[str, str], AppController] = {}
         self.appsets: dict[tuple[str, str], AppSetController] = {}
@@ -481,38 +478,11 @@ class ArgoSystem:
                 self.apps[key].request_refresh(RESYNC, after=jitter)
 
     # ------------------------------------------------------------------ the former services, delegated
-    # The controllers are given their collaborators directly; these keep ArgoSystem's public API for
-    # notebooks and tests that called them here.
+    # The controllers are given their collaborators directly; these two are what the resource tree
+    # (argo/tree.py) and the explorer still ask ArgoSystem for.
 
     def destination(self, spec: ApplicationSpec) -> tuple[str, Any]:
         return self.destinations.destination(spec)
 
-    def server_of(self, cluster_name: str) -> str:
-        return self.destinations.server_of(cluster_name)
-
-    def ensure_watches(self, cluster_name: str, kinds: Iterable[tuple[str, str]]) -> None:
-        self.cache.ensure_watches(cluster_name, kinds)
-
-    def tracked(self, cluster_name: str, app: str) -> list[tuple[str, tuple[str, str, str, str]]]:
-        return self.cache.tracked(cluster_name, app)
-
-    def namespaced(self, cluster_name: str, api_version: str, kind: str, objs: Iterable[dict] | None = None) -> bool:
-        return self.cache.namespaced(cluster_name, api_version, kind, objs)
-
-    def live_getter(self, cluster_name: str) -> Callable[..., dict | None]:
-        return self.cache.live_getter(cluster_name)
-
-    def dry_runner(self, cluster: Any) -> Callable[[dict], dict]:
-        return lambda obj: dry_run_object(cluster, obj)
-
     def system_rules(self) -> list:
         return self.settings.ignore_rules()
-
-    def write_app_status(self, namespace: str, name: str, status: dict) -> None:
-        self.app_client.write_status(namespace, name, status)
-
-    def clear_annotation(self, obj: dict, key: str) -> None:
-        self.app_client.clear_annotation(obj, key)
-
-    def remove_finalizers(self, obj: dict, finalizers: list[str]) -> None:
-        self.app_client.remove_finalizers(obj, finalizers)

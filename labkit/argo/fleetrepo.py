@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from labkit.argo.api import RESOURCES_FINALIZER
+from labkit.argo.api import API_VERSION, APPLICATIONSET_KIND, RESOURCES_FINALIZER
+from labkit.argo.destinations import IN_CLUSTER_SERVER
 
-__all__ = ["APP_API", "FLEET_NS", "IMAGE_PREFIX", "IN_CLUSTER_SERVER", "service_name", "service_files", "app_template",
+__all__ = ["APP_API", "FLEET_NS", "IMAGE_PREFIX", "service_name", "service_files", "app_template",
            "applicationset_yaml"]
 
-IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-APP_API = "argoproj.io/v1alpha1"
+APP_API = API_VERSION
 FLEET_NS = "services"
 IMAGE_PREFIX = "ghcr.io/labkit"
 
@@ -76,7 +76,7 @@ def app_template(repo_url: str, path: str, namespace: str, *, name: str, finaliz
 def applicationset_yaml(name: str, repo_url: str, pattern: str, *, app_name: str = "{{path.basename}}",
                         namespace: str = FLEET_NS) -> dict[str, Any]:
     """An ApplicationSet with the git directories generator over ``pattern`` (``services/*``)."""
-    return {"apiVersion": APP_API, "kind": "ApplicationSet", "metadata": {"name": name, "namespace": "argocd"},
+    return {"apiVersion": APP_API, "kind": APPLICATIONSET_KIND, "metadata": {"name": name, "namespace": "argocd"},
             "spec": {"generators": [{"git": {"repoURL": repo_url, "revision": "HEAD",
                                              "directories": [{"path": pattern}]}}],
                      "template": app_template(repo_url, "{{path}}", namespace, name=app_name)}}

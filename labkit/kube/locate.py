@@ -37,7 +37,7 @@ from typing import Any
 
 from labkit.core.errors import ApiError, LabkitError
 
-__all__ = ["SIM", "KINDS", "FIELD", "RealTarget", "kind_of", "is_real", "resolve", "connect"]
+__all__ = ["SIM", "KINDS", "FIELD", "RealTarget", "kind_of", "resolve", "connect"]
 
 SIM = "sim"
 #: the kinds of target a scenario YAML may list under ``clusters:``
@@ -54,10 +54,6 @@ def kind_of(cluster: str) -> str:
     if head in ("kwok", "kind"):
         return head
     return "context"
-
-
-def is_real(cluster: str) -> bool:
-    return kind_of(cluster) != "sim"
 
 
 @dataclass(frozen=True)
