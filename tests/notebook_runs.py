@@ -38,8 +38,6 @@ from labkit.scenarios import spec as scenario
 REPO = Path(__file__).resolve().parent.parent
 #: per-cell limit, so a hung notebook fails instead of eating CI's time
 CELL_TIMEOUT_S = 900
-SCENARIO_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
-SCENARIO_NAMES = [p.stem for p in SCENARIO_FILES]
 
 
 def run_parameters(sc: scenario.Scenario) -> dict[str, str]:
@@ -72,7 +70,7 @@ class NotebookRun:
     @property
     def executed(self) -> Path:
         """The executed notebook, ``<out_dir>/<name>.ipynb``."""
-        return self.out_dir / f"{self.scenario.name}.ipynb"
+        return self.result.notebook
 
 
 class NotebookRuns:

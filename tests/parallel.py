@@ -125,11 +125,14 @@ def assign_groups(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(_group_name(members[find(keys[0])])))
 
 
+def _mark_name(mark: pytest.Mark) -> str:
+    """The group an ``xdist_group`` mark names (``xdist_group("x")`` or ``xdist_group(name="x")``)."""
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
 def group_of(item: pytest.Item) -> str | None:
     mark = item.get_closest_marker("xdist_group")
-    if mark is None:
-        return None
-    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    return None if mark is None else _mark_name(mark)
 
 
 def long_groups_first(items: list[pytest.Item]) -> None:
@@ -153,8 +156,7 @@ def suffix_node_ids(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
         return
     for item in items:
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                        for m in item.iter_markers("xdist_group")})
+        names = sorted({_mark_name(m) for m in item.iter_markers("xdist_group")})
         if not names or item.nodeid.endswith("@" + "_".join(names)):
             continue
         nodeid = f"{item.nodeid}@{'_'.join(names)}"

@@ -75,8 +75,7 @@ def recorded_durations() -> dict[str, float]:
 
 def schedule(scenarios: list[Scenario], durations: Mapping[str, float]) -> list[Scenario]:
     """``scenarios`` longest first by ``durations``; unmeasured ones first; ties in the given order."""
-    order = {sc.name: i for i, sc in enumerate(scenarios)}
-    return sorted(scenarios, key=lambda sc: (-durations.get(sc.name, math.inf), order[sc.name]))
+    return sorted(scenarios, key=lambda sc: -durations.get(sc.name, math.inf))  # stable: ties keep their order
 
 
 def _worker(conn: Connection, run: Callable[[Scenario], Any], sc: Scenario, environ: dict[str, str]) -> None:

@@ -137,7 +137,7 @@ from labkit.core.errors import LabkitError
 from labkit.gitops import sandbox
 from labkit.gitops.sandbox import RemoteRefused, check_remote
 from labkit.gitops.yamlbounds import YamlLimitError, read_yaml_file, scan_limits
-from labkit.gitops.yamlload import MAX_ALIAS_EXPANSION, JsonLoader  # noqa: F401 - re-exported (substitute, callers)
+from labkit.gitops.yamlload import MAX_ALIAS_EXPANSION, JsonLoader
 
 __all__ = [
     "KUSTOMIZATION_FILES",

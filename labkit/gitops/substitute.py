@@ -142,7 +142,7 @@ import yaml
 
 from labkit.core.errors import LabkitError
 from labkit.gitops.globmatch import Glob, compile_go_glob
-from labkit.gitops.render import JsonLoader
+from labkit.gitops.yamlload import JsonLoader
 
 __all__ = [
     "SUBSTITUTE_KEY",

@@ -788,8 +788,6 @@ class Driver:
         """The timeline's marks: the journal's (read incrementally — it only grows) and the participant's."""
         journal = self._journals.get(self.view) or []
         read, marks = self._marks.get(self.view, (0, []))
-        if read > len(journal):  # not an append-only journal after all: start over
-            read, marks = 0, []
         if read < len(journal):
             marks.extend(m for m in map(mark_of, journal[read:]) if m is not None)
             self._marks[self.view] = (len(journal), marks)
